@@ -313,6 +313,14 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: {_as_parameters(exc)}") from None
         if result.interrupted:  # the fit loop keeps what it trained for the CLI; a library call stops
             raise KeyboardInterrupt
+        if tr is not None and result.history and not np.isfinite(result.best_val_loss):
+            # NaN never compares lower: epoch 1's weights were kept as "best" and returned without a word (train
+            # goes on with a warning, its other members scoring; here this network is the model)
+            _refuse_unchecked_gaps(self, X, y, weights)
+            raise ValueError(f"{type(self).__name__}: the early-stopping loss was not finite at any of the "
+                             f"{len(result.history)} epochs ({result.best_val_loss}): a held-out row's values are so "
+                             "large that the network's outputs overflow, so no epoch can be chosen; rescale the "
+                             "features (StandardScaler, log1p) or set early_stopping=False")
         net.release_training_memory()  # the fitted network keeps its parameters, not its gradients and scratch
         self.history_ = result.history
         self.best_epoch_ = int(result.best_epoch)

@@ -572,13 +572,6 @@ def fit(
     finally:
         errstate.__exit__(None, None, None)
         kernels.count()  # this fit's last epoch, toward the process's total (``fused.LOAD_AFTER``)
-    if validate and not full_batch and history and not np.isfinite(stopper.best):
-        # NaN never compares lower, so epoch 1's weights would be kept as "best" and shipped without a word
-        exc = TrainingError(f"the validation loss was not finite at any of the {len(history)} epochs (it is "
-                            f"{stopper.best}): a validation row holds a missing or infinite value, or values so "
-                            "large that the network's outputs overflow, so no epoch can be chosen; check those rows")
-        exc.history = [dict(row) for row in history]
-        raise exc
     if validate and not full_batch:
         stopper.restore(net)
     crossed = None if crossing is None else crossing.outputs()
