@@ -561,6 +561,19 @@ def test_tune_refuses_a_decision_grid_on_a_regression_target_before_any_fit(tmp_
     assert "--decision balanced:" not in res.output
 
 
+def test_tune_takes_a_decision_grid_on_a_multilabel_target(tmp_path):
+    """`--decision balanced` labels a multi-label target label by label, in train, cv and tune alike; in --grid it
+    was refused as "a decision rule chooses between classes"."""
+    path = tmp_path / "ml.csv"  # enough held-out positives per label for a rule (decision.MIN_LABEL_EVENTS)
+    make_table("multilabel", n_patients=150, seed=0).to_csv(path, index=False)
+    res = run(["tune", str(path), "--target", "lab0,lab1,lab2", "--grid", "decision=argmax,balanced", "--hidden", "",
+               "--epochs", "2", "--folds", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert sorted(p["setting"]["decision"] for p in doc["points"]) == ["argmax", "balanced"]
+    assert all(p["decisions"] == [p["setting"]["decision"]] * 2 for p in doc["points"])
+
+
 def test_a_hold_out_divides_by_its_training_rows_shares(tmp_path):
     """train --folds 1: the balanced rule divided by the class shares of the whole table, validation rows included
     (a rare class of 12 samples from 2 patients: 4 % where the network trained on 6 of 237 rows, 2.5 %)."""

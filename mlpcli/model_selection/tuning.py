@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from .. import data, metrics
 from ..data.conventions import IMPUTE_METHODS
+from ..decision import DECIDED
 from ..data.preprocess_messages import IMPUTE_HINT
 from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
 from ..errors import ConfigError, DataError, OptionError, TrainingError
@@ -296,15 +297,16 @@ def _check_points(ds: data.Dataset, options: TrainOptions, points: list[tuple[in
 
 
 def _check_decisions(ds: data.Dataset, points: list[tuple[int, dict]]) -> None:
-    """Before any fit: ``decision=argmax|balanced`` in the grid needs classes to decide between. On a regression
-    target such a setting failed when its first fit came, after every fit before it, naming ``--decision``, an option
-    the user had not given."""
-    if ds.task in ("binary", "multiclass"):
+    """Before any fit: ``decision=argmax|balanced`` in the grid needs classes or labels to decide between (a
+    multi-label target's labels each, as ``--decision`` does). On a regression target such a setting failed when its
+    first fit came, after every fit before it, naming ``--decision``, an option the user had not given."""
+    if ds.task in DECIDED:
         return
     for _, setting in points:
         if setting.get("decision", "auto") != "auto":
             raise OptionError(f"--grid: the setting {format_setting(setting)} does not fit the data: a decision rule "
-                              f"chooses between classes; this target is {ds.task} (leave decision out of --grid)")
+                              f"chooses between classes or labels; this target is {ds.task} (leave decision out of "
+                              "--grid)")
 
 
 def _check_preprocessing(ds: data.Dataset, options: TrainOptions, points: list[tuple[int, dict]]) -> None:
