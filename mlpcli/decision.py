@@ -167,14 +167,19 @@ class Decision:
                    labels=None if labels is None else tuple(bool(b) for b in labels))
 
     def describe(self, task: str | None = None, classes: list | None = None, held_out: str = "held-out",
-                 cohort: str | None = None) -> str:
+                 cohort: str | None = None, weighted_by: str | None = None) -> str:
         """A few words for summaries (``train``'s and ``info``'s ``labels`` row). With the model's ``task`` and
         ``classes``, what the rule does to them, so that a label that is not the most probable class reads as the
         rule rather than a bug: "balanced (...): 'rare' when P(rare) >= 0.14, its training share, not 0.5, ...".
         ``held_out``: what auto chose on ("out-of-fold", "validation"). ``cohort``: the table a recalibrated model's
-        shares are of (``mlpcli recalibrate``), instead of the training samples."""
+        shares are of (``mlpcli recalibrate``), instead of the training samples. ``weighted_by``: the options that
+        weighted the loss by class ("--pos-weight"), whose weighted shares the rule divides by (a 15 % positive class
+        under --pos-weight 5 has the share 0.47, which read as "its share of the training samples")."""
         share = "training share" if cohort is None else f"share in {cohort}"
         of = "its share of the training samples" if cohort is None else f"its share of {cohort}'s samples"
+        if weighted_by and cohort is None:
+            share = f"training share as {weighted_by} weighs it"
+            of = f"its share of the training samples as {weighted_by} weighs them"
         what = {"argmax": "argmax (the most probable class)",
                 "balanced": f"balanced (the most probable class relative to its {share})"}[self.rule]
         if task == "binary" and classes is not None and len(classes) == 2:

@@ -267,7 +267,7 @@ def decision_words(model: Model) -> str | None:
             return "each label present when P >= 0.5: the model file predates the stored decision rule"
         return "argmax (the most probable class): the model file predates the stored decision rule"
     return model.decision.describe(model.task, list(model.classes), (model.fit or {}).get("held_out") or "held-out",
-                                   cohort=model.recalibrated_on)
+                                   cohort=model.recalibrated_on, weighted_by=weighted_by(model.config or {}))
 
 
 def loss_words(loss: dict, options: dict, task: str) -> str:
@@ -301,6 +301,14 @@ def standardised_words(name: str, n_targets: int = 1) -> str:
     half = " (half the squared error)" if name == "mse" else ""
     summed = f", summed over the {n_targets} targets" if n_targets > 1 else ""
     return f"{half} of the standardised target{summed}"
+
+
+def weighted_by(options: dict) -> str | None:
+    """The options that weighted a model's loss by class, as flags ("--pos-weight", "--class-weight and
+    --pos-weight"); None for none. The balanced rule's shares are the classes' shares as they weigh them."""
+    return " and ".join(flag for flag, on in (
+        ("--class-weight", options.get("class_weight") not in (None, "none")),
+        ("--pos-weight", options.get("pos_weight") not in (None, 1.0))) if on) or None
 
 
 def is_weighted(options: dict) -> bool:

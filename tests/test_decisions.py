@@ -155,6 +155,25 @@ def test_a_balanced_model_labels_by_its_rule_in_predict_evaluate_and_the_oof_fil
     assert info.exit_code == 0 and "balanced (the most probable class relative to its training share)" in info.output
 
 
+def test_a_pos_weight_models_share_is_said_as_the_weight_counts_it(tmp_path):
+    """Under --pos-weight the balanced rule divides by the positive class's weighted share (a 15 % class weighted 5
+    has 0.47): the summaries called it "its share of the training samples"."""
+    df = make_table("binary", n_patients=30, seed=4)
+    df = df[~((df["label"] == "case") & (df.index % 3 != 0))]
+    table, model = tmp_path / "b.csv", tmp_path / "b.mlp"
+    df.to_csv(table, index=False)
+    assert run(["train", str(table), "-o", str(model), "--epochs", "3", "--folds", "1", "--decision", "balanced",
+                "--positive", "case", "--pos-weight", "2", "-q"]).exit_code == 0
+    share = float(np.mean(df["label"] == "case"))
+    info = json.loads(run(["info", str(model), "--json"]).stdout)["network"]["decision_words"]
+    assert "its share of the training samples as --pos-weight weighs them, not 0.5" in info
+    res = run(["predict", str(model), str(table), "--json", "-o", str(tmp_path / "p.csv")])
+    summary = json.loads(res.stdout)
+    assert summary["weighted_by"] == "--pos-weight" and summary["threshold"] > share + 0.1
+    shown = " ".join(run(["predict", str(model), str(table), "-o", str(tmp_path / "p2.csv")]).output.split())
+    assert "its share of the training samples as --pos-weight weighs them: the balanced decision rule" in shown
+
+
 def test_a_binary_balanced_model_thresholds_at_the_positive_share(tmp_path):
     df = make_table("binary", n_patients=30, seed=4)
     df = df[~((df["label"] == "case") & (df.index % 3 != 0))]  # cases thinned to about a quarter of the rows

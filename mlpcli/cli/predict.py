@@ -508,7 +508,8 @@ def _summary_table(summary: dict, out: str, n: int) -> Table:
     if summary.get("positive_class") is not None:
         share = ("its share in the class mix --prevalence gave" if summary.get("prevalence") else
                  f"its share of {summary['recalibrated_on']}'s samples (the recalibration)"
-                 if summary.get("recalibrated_on") else "its share of the training samples")
+                 if summary.get("recalibrated_on") else "its share of the training samples" + (
+                     f" as {summary['weighted_by']} weighs them" if summary.get("weighted_by") else ""))
         why = (f", {share}: the balanced decision rule"
                if summary.get("decision") == "balanced" and summary.get("threshold_source") == "decision rule" else "")
         table.add_row("positive class", f"{summary['positive_class']} (predicted when its probability >= "

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import data
 from ..data.pieces import DEFAULT_CHUNK_MB
 from ..decision import threshold_field
+from ..model_summary import weighted_by
 from ..errors import ConfigError, OptionError
 from ..metrics import class_proba, predicted_class
 from ..model_io import Model
@@ -168,6 +169,8 @@ class PredictionStream:
                 "threshold_source": (getattr(self._run, "threshold_source", None)
                                      if self.model.task in ("binary", "multilabel") else None),
                 "positive_class": str(self.model.classes[-1]) if self.model.task == "binary" else None,
+                # the options that weighted the loss by class: the balanced rule's shares are as they weigh them
+                "weighted_by": weighted_by(self.model.config or {}),
                 # the table a recalibrated model's probabilities (and a balanced rule's shares) are of; None: training's
                 "recalibrated_on": self.model.recalibrated_on,
                 # in the model's order of classes or labels (a multi-label model's is its --target order), others after
