@@ -238,7 +238,8 @@ class TrainOptions:
     # --- imbalance
     loss: str = option("auto", kind="choice", choices=LOSS_CHOICES,
                        help="auto: ce for multiclass, bce for binary and multi-label, mse for regression.")
-    class_weight: str = option("none", kind="str", help="none, balanced, or per class e.g. 'A=1,B=3'.")
+    class_weight: str = option("none", kind="str", help="none, balanced, or per class e.g. 'A=1,B=3' (a class "
+                               "holding a comma in double quotes: '\"Stage I, early\"=2').")
     pos_weight: float = option(1.0, kind="float", low=0, low_open=True, high=1e6,  # beyond: an overflowing loss
                                help="BCE weight of positives.")
     focal_gamma: float = option(2.0, kind="float", low=0, help="Focal loss gamma.")
@@ -654,19 +655,27 @@ def is_whole_number(v) -> bool:
 def class_weight_pairs(spec: str) -> list[tuple[str, float]]:
     """The (label, weight) pairs of an explicit ``--class-weight`` ('A=1,B=3'), in order, checked without the
     data: every item LABEL=WEIGHT with a label, a positive finite weight, no label twice (ConfigError naming the
-    item). Whether the labels are classes of the data is ``data.weights``'s to check, once the data is read."""
+    item). Whether the labels are classes of the data is ``data.weights``'s to check, once the data is read. A label
+    holding a comma is written in double quotes ('"Stage I, early"=2', ``text.named_pairs``); a label keeps its
+    spaces, which ``data.weights`` matches as written or without them."""
+    from .text import named_pairs
+
     pairs: list[tuple[str, float]] = []
-    for item in (part.strip() for part in str(spec).strip().split(",")):
+    items = named_pairs(spec) or [str(spec).strip()]
+    for item in items:
         label, sep, value = item.rpartition("=")
-        label = label.strip()
-        if not sep or not label:
+        if not sep or not label.strip():
+            item = item.strip()
             alone = item.lower() in ("balanced", "none")  # 'balanced,none': two values where one is read
             raise ConfigError(f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs such as 'A=1,B=3', "
                               f"got {item!r}" + (f" among pairs in {str(spec).strip()!r} ('balanced' and 'none' stand "
                                                  "alone; in tune's --grid '|' separates class-weight values, as in "
-                                                 "class_weight=balanced|none)" if alone else ""))
-        if label in (seen for seen, _ in pairs):
-            raise ConfigError(f"--class-weight gives class {label!r} twice")
+                                                 "class_weight=balanced|none)" if alone else
+                                                 " (a label holding a comma is written in double quotes: "
+                                                 "'\"Stage I, early\"=2')" if len(items) > 1 and "=" not in item
+                                                 else ""))
+        if label.strip() in (seen.strip() for seen, _ in pairs):
+            raise ConfigError(f"--class-weight gives class {label.strip()!r} twice")
         try:
             weight = float(value)
         except ValueError:

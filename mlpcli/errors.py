@@ -4,6 +4,8 @@ Library code raises these for every failure a user can cause; `cli.py` converts 
 `click.ClickException` (exit 1) so no traceback reaches the user unless `--debug` is given.
 """
 
+import re
+
 
 class MlpcliError(Exception):
     """Base class: a failure caused by the user's input, with a message fit for one line."""
@@ -36,12 +38,13 @@ class OutputError(MlpcliError, OSError):
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (its whitespace runs as single spaces; its class name when it has none),
-    an OSError's as "FILE: reason"."""
+    """An exception's message on one line (each line break, with the spaces around it, as one space; other spaces
+    kept: a class named '  b ' is quoted as it is; its class name when it has none), an OSError's as "FILE:
+    reason"."""
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
-    return " ".join(text.split())
+    return re.sub(r"[ \t]*[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+\s*", " ", text)
 
 
 class SplitLeakageError(RuntimeError):

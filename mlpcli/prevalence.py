@@ -38,6 +38,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import OptionError
+from .text import named_pairs, quoted, written_name
 from .metrics import class_proba  # a binary model's P(positive) as one column per class
 
 __all__ = ["Prevalence", "adjust", "parse", "given"]
@@ -123,11 +124,18 @@ def given(shares: Mapping | Sequence | np.ndarray, classes: Sequence, training: 
     if not isinstance(shares, Mapping) and hasattr(shares, "items") and hasattr(shares, "index"):
         shares = dict(shares.items())  # a pandas Series (value_counts(normalize=True)): by its index, not position
     if isinstance(shares, Mapping):
-        unknown = [str(c) for c in shares if str(c) not in names]
+        # a class as written, else without the spaces around it ('b' for '  b ')
+        at = {str(c): written_name(str(c), names) for c in shares}
+        unknown = [c for c, i in at.items() if i is None]
         if unknown:
-            raise OptionError(f"--prevalence: {unknown[0]!r} is not one of the model's classes "
-                              f"({', '.join(names[:10])}{', ...' if k > 10 else ''})")
-        values = {str(c): _share(v, str(c)) for c, v in shares.items()}
+            raise OptionError(f"--prevalence: {unknown[0].strip()!r} is not one of the model's classes "
+                              f"({quoted(names, 10)})")
+        values: dict[str, float] = {}
+        for c, v in shares.items():
+            name = names[at[str(c)]]
+            if name in values:
+                raise OptionError(f"--prevalence: {name!r} is given twice")
+            values[name] = _share(v, name)
         missing = [c for c in names if c not in values]
         if len(missing) > 1:
             raise OptionError(f"--prevalence: give every class's share, or every one but one (its share is what is "
@@ -170,14 +178,13 @@ def parse(text: str, classes: Sequence) -> dict[str, float]:
     text = str(text).strip()
     names = [str(c) for c in classes]
     commas = [c for c in names if "," in c]
-    hint = (f" (a class whose name holds ',', {commas[0]!r}, cannot be named here: give every other class's share, "
-            "and it gets what is left)") if commas else ""
+    hint = (f" (write a class whose name holds ',' in double quotes: '\"{commas[0]}\"=0.2')") if commas else ""
     example = f"'{names[0]}=0.3,{names[-1]}=0.7'" if len(names) > 1 else "'CLASS=0.3'"
     values: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    for item in filter(str.strip, named_pairs(text)):  # a name holding a comma in double quotes, its spaces kept
         name, sep, number = item.rpartition("=")
-        name = name.strip()
-        if not sep or not name:
+        item = item.strip()
+        if not sep or not name.strip():
             raise OptionError(f"--prevalence: {item!r} is not CLASS=SHARE (e.g. {example}; a share alone does not say "
                               f"which class it is of){hint}")
         if name in values:
@@ -188,7 +195,7 @@ def parse(text: str, classes: Sequence) -> dict[str, float]:
             raise OptionError(f"--prevalence: the share of {name!r}, {number.strip()!r}, is not a number{hint}") from None
     if not values:
         raise OptionError(f"--prevalence: no CLASS=SHARE pairs given (e.g. {example})")
-    unknown = [n for n in values if n not in names]
+    unknown = [n for n in values if written_name(n, names) is None]
     if unknown and hint:
         raise OptionError(f"--prevalence: {unknown[0]!r} is not one of the model's classes{hint}")
     return values

@@ -22,6 +22,28 @@ def counted(pairs: Sequence[tuple[Any, int]], limit: int = 5) -> str:
     return shown + (f" and {rest} more" if rest > 0 else "")
 
 
+def named_pairs(text: str) -> list[str]:
+    """The comma-separated items of an option's NAME=VALUE list ('A=1,B=3'), a name holding a comma written in
+    double quotes ('"Stage I, early"=2', as a CSV field: "" for a quote inside); spaces after a comma are dropped,
+    the rest of each item kept as written (its caller strips what it compares stripped), an empty item too (a
+    trailing comma: the caller says whether that is an error)."""
+    import csv
+
+    rows = list(csv.reader([str(text)], skipinitialspace=True))
+    return rows[0] if rows else []
+
+
+def written_name(text: str, names: Sequence[str]) -> int | None:
+    """The index of the name in ``names`` that ``text``, written in an option, means: as written, else without the
+    spaces around it when exactly one name matches so ('b' or ' b' for a class '  b ', which Excel leaves in
+    labels); None for none."""
+    if text in names:
+        return list(names).index(text)
+    bare = text.strip()
+    hits = [i for i, n in enumerate(names) if str(n).strip() == bare]
+    return hits[0] if len(hits) == 1 else None
+
+
 def one_line_name(name: Any) -> str:
     """A name as written when it prints on one line, else quoted with its escapes ('G3\\nrep2'): a feature named
     over two lines in a spreadsheet must not break a summary's row."""

@@ -139,8 +139,11 @@ def test_given_mixes_and_their_errors():
         with pytest.raises(OptionError, match="--prevalence") as err:
             given(parse(text, classes), classes, training)
         assert said in str(err.value), (text, str(err.value))
-    with pytest.raises(OptionError, match="a class whose name holds ',', 'T1,T2', cannot be named here"):
+    with pytest.raises(OptionError, match="""write a class whose name holds ',' in double quotes: '"T1,T2"=0.2'"""):
         parse("T1,T2=0.4,a=0.6", ["a", "T1,T2"])
+    # so written, it is named; a class written with spaces around it ('  b ' as Excel leaves it) by its name alone
+    assert given(parse('"T1,T2"=0.4,a=0.6', ["a", "T1,T2"]), ["a", "T1,T2"], [0.5, 0.5]).cohort == pytest.approx((0.6, 0.4))
+    assert given(parse("b=0.4, a=0.6", ["a", "  b "]), ["a", "  b "], [0.5, 0.5]).cohort == pytest.approx((0.6, 0.4))
     mix = given(parse("a=0.6", ["a", "T1,T2"]), ["a", "T1,T2"], [0.5, 0.5])  # it gets what is left
     assert mix.cohort == pytest.approx((0.6, 0.4))
     with pytest.raises(OptionError, match="2 shares for the model's 3 classes"):

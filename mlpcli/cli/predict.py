@@ -189,7 +189,8 @@ def common_options(fn):
         click.option("--prevalence", default=None, metavar="MIX",
                      help="Binary and multiclass models: this cohort's known class mix, to move the probabilities "
                           "to from the training mix (a recalibrated model's: its recalibration table's) (label shift: each class's samples look as in training): "
-                          "CLASS=SHARE,... (every class, or all but one, which gets what is left), e.g. case=0.02 for "
+                          "CLASS=SHARE,... (every class, or all but one, which gets what is left; a class holding a "
+                          "comma in double quotes), e.g. case=0.02 for "
                           "a screening cohort. Labels follow (balanced ones do not change); prediction sets are "
                           "weighed for the mix."),
     ]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .labels import label_key
-from ..text import quoted
+from ..text import quoted, written_name
 
 
 def class_weights(y: np.ndarray, n_classes: int, spec: str | None, classes: Sequence) -> np.ndarray | None:
@@ -46,12 +46,16 @@ def _balanced_weights(y: np.ndarray, n_classes: int, classes: Sequence) -> np.nd
 def explicit_weights(text: str, classes: Sequence) -> np.ndarray:
     from ..config import class_weight_pairs  # the form: the same check as before the data was read
 
-    index = {label_key(c): i for i, c in enumerate(classes)}
+    keys = [label_key(c) for c in classes]
     weights = np.ones(len(classes), dtype=np.float64)
     for label, weight in class_weight_pairs(text):
-        if label not in index:
+        at = written_name(label, keys)  # as written, else without the spaces around it ('b' for '  b ')
+        if at is None:
             # "A=1;B=3" reads as the class "A=1;B": the pairs' separator is the likely slip
-            hint = " (pairs are separated by commas: 'A=1,B=3')" if "=" in label else ""
-            raise ConfigError(f"--class-weight names unknown class {label!r}{hint}; valid labels: {quoted(index, 10)}")
-        weights[index[label]] = weight
+            hint = (" (pairs are separated by commas: 'A=1,B=3')" if "=" in label else
+                    " (write a label holding a comma in double quotes: '\"Stage I, early\"=2')"
+                    if any("," in k for k in keys) else "")
+            raise ConfigError(f"--class-weight names unknown class {label.strip()!r}{hint}; valid labels: "
+                              f"{quoted(keys, 10)}")
+        weights[at] = weight
     return weights

@@ -128,8 +128,13 @@ def class_index(model: Model, name) -> int:
     naming the model's classes otherwise."""
     from ..data.labels import label_key
     from ..data.labels import numeric_fallback
+    from ..text import written_name
 
     keys = [label_key(c) for c in model.classes]
+    if isinstance(name, str):  # as written, else without the spaces around it ('b' for a class '  b ')
+        for names in (keys, [str(c) for c in model.classes]):
+            if written_name(name, names) is not None:
+                return written_name(name, names)
     key = label_key(name) if not isinstance(name, str) else name.strip()
     for i, k in enumerate(keys):
         if k == key or str(model.classes[i]) == key:
