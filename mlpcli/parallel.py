@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator, Sequence
 from . import dask_connect, interrupts
 from .dask_connect import connect, quiet_dask_client, wait_for_a_worker
 from .background import POOL_TASK
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, TrainingError, one_line
 from .resources import cores_words, usable_cores
 
 
@@ -610,8 +610,19 @@ def _worker_lost(exc: BaseException) -> TrainingError | None:
                                  "threads each, or run the fits here with --n-jobs 1")
     if "joblib" not in sys.modules:  # no pool was started
         return None
+    from concurrent.futures.process import BrokenProcessPool
+
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
+    if isinstance(exc, BrokenProcessPool) and not isinstance(exc, TerminatedWorkerError):
+        # a worker could not rebuild its task: a package installed anew, or mlpcli's source edited, while the
+        # command ran (a worker imports them when it starts), or another Python environment in the workers
+        cause = exc.__cause__ or exc.__context__  # the worker's traceback as text: its last line names the error
+        lines = [line for line in str(cause or "").splitlines() if line.strip() and line.strip() != '"""']
+        why = lines[-1].strip() if lines else one_line(exc)
+        return TrainingError(f"a worker process running fits side by side could not read its task ({why}): was "
+                             "mlpcli or a package it uses installed anew or changed while this ran? Run again, or run "
+                             "the fits in this process with --n-jobs 1")
     if not isinstance(exc, TerminatedWorkerError):
         return None
     codes = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))

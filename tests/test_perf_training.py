@@ -243,3 +243,21 @@ def test_without_worker_processes_the_fits_run_here_with_one_warning(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "worker processes cannot be started here (JOBLIB_MULTIPROCESSING=0" in r.stderr
         assert "UserWarning" not in r.stderr and "Traceback" not in r.stderr
+
+
+class _UnreadableInAWorker:
+    """Pickles to a call that fails where it is unpickled, as a task does in a worker whose installed code changed."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def test_a_task_a_worker_cannot_read_is_one_line_naming_why_and_the_remedy():
+    """"internal error (BrokenProcessPool: A task has failed to un-serialize ...)" with no cause, seen once while the
+    package's files were being changed under a running train."""
+    from mlpcli import parallel
+    from mlpcli.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"^a worker process running fits side by side could not read its task "
+                                            r"\(ValueError: invalid literal for int\(\).*--n-jobs 1$"):
+        parallel.run([(len, ([1],)), (len, (_UnreadableInAWorker(),))], parallel.Plan(n_jobs=2))
