@@ -179,7 +179,7 @@ def test_learning_curve_command_json_and_svg(table, tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert [s["fraction"] for s in doc["sizes"]] == [0.5, 1.0]
-    assert doc["more_data"]["verdict"] in ("helps", "plateaued") and doc["plot"] == str(out)
+    assert doc["more_data"]["verdict"] in ("helps", "plateaued", "unclear") and doc["plot"] == str(out)
     assert ET.parse(out).getroot().tag.endswith("svg")
 
 
@@ -411,3 +411,17 @@ def test_one_size_standing_out_does_not_turn_no_signal_into_a_call_for_capacity(
     last = bias_variance(_points([0.51, 0.50, 0.51, 0.61], train, sizes=(100, 200, 400, 800)), True, 0.5, 0.5,
                           "balanced_accuracy", val_units=2000)
     assert last["verdict"] != "no_signal"  # the largest size must be within the band
+
+
+def test_two_or_three_sizes_weigh_their_slope_against_each_scores_own_noise():
+    """`--fractions 0.5,1` on 400 samples: one more of the 80 validation samples right (0.938 -> 0.950) read "More
+    data still helps" — with fewer than 4 sizes there was no scatter to measure, and the slope passed as noiseless."""
+    chance, scale = 0.5, 0.5
+    one_more = more_data(_points([0.9375, 0.95], [1, 1], sizes=(160, 320)), True, chance, scale, "balanced_accuracy",
+                         val_units=80)
+    assert one_more["verdict"] == "unclear" and "within the noise of a score on 80 validation samples" in one_more["text"]
+    big = more_data(_points([0.6, 0.95], [1, 1], sizes=(4, 320)), True, chance, scale, "balanced_accuracy", val_units=80)
+    assert big["verdict"] == "helps"
+    # an RMSE: its own SD, RMSE / sqrt(2 n)
+    assert more_data(_points([1.0, 0.95, 0.9], [0.5] * 3), False, 1.0, 1.0, "rmse", val_units=50)["verdict"] == "unclear"
+    assert more_data(_points([2.0, 1.6, 1.2], [0.5] * 3), False, 3.0, 3.0, "rmse", val_units=50)["verdict"] == "helps"

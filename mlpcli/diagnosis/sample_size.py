@@ -84,7 +84,8 @@ def more_data(points: list[SizePoint], higher: bool, chance: float, scale: float
     size's score lies off a line (4 sizes) or a parabola (5 or more) through them all (the sizes share their validation units, so their scores differ
     by the fits' chance, not by the validation sample's; from 4 sizes on); within them it is "unclear": random
     labels on 1,000 samples read "more data still helps" at +0.034 per doubling, scores 0.554, 0.571, 0.537, 0.521
-    and 0.576 over the sizes."""
+    and 0.576 over the sizes. With 2 or 3 sizes the noise is each score's own SD on the ``val_units`` (none given:
+    the slope is taken as noiseless)."""
     tail = points[-SLOPE_SIZES:]
     if len(tail) < 2:
         return {"verdict": None, "slope_per_doubling": None, "score_change_per_doubling": None,
@@ -96,14 +97,30 @@ def more_data(points: list[SizePoint], higher: bool, chance: float, scale: float
     change = -slope * scale if higher else slope * scale  # score change per doubling, user units
     name = metrics.display_name(metric)
     span = f"{tail[0].n_train}-{tail[-1].n_train} training samples"
-    se_slope = 0.0  # per doubling, in no-skill error units
+    noise = "the scatter of the sizes' scores about their trend"
     if len(points) >= 4:  # the scatter about a line (4 sizes), or about a parabola, as learning curves bend (5 on)
         degree = 2 if len(points) >= 5 else 1
         x_all = np.log2([p.n_train for p in points])
         e_all = np.array([_error(p.val_score, higher, chance, scale) for p in points])
         residual = e_all - np.polyval(np.polyfit(x_all, e_all, degree), x_all)
         sd = math.sqrt(float(np.sum(residual ** 2)) / (len(points) - degree - 1))
-        se_slope = sd / math.sqrt(float(np.sum((x - x.mean()) ** 2)))
+        se_slope = sd / math.sqrt(float(np.sum((x - x.mean()) ** 2)))  # per doubling, in no-skill error units
+    elif val_units:
+        # 2 or 3 sizes leave no scatter to measure (their slope was taken as noiseless: one more of 80 validation
+        # samples right read "more data still helps"): each score's own SD on the validation units — a share's
+        # binomial SD, an RMSE's RMSE / sqrt(2 n) (normal errors) —, the sizes taken as independent (they share
+        # the units, so this overstates the noise: a "helps" it allows is one no pairing could undo)
+        scores = np.array([p.val_score for p in tail], dtype=np.float64)
+        if higher:
+            shares = np.clip(scores, 0.0, 1.0)
+            sd = np.sqrt(np.maximum(shares * (1 - shares), 1.0 / val_units) / val_units) / scale
+        else:
+            sd = np.abs(scores) / math.sqrt(2.0 * val_units) / scale
+        w = (x - x.mean()) / float(np.sum((x - x.mean()) ** 2))
+        se_slope = float(np.sqrt(np.sum((w * sd) ** 2)))
+        noise = f"the noise of a score on {val_units:,} validation {val_unit_name}"
+    else:  # no validation size given (a caller's own points): the slope taken as it is
+        se_slope = 0.0
     if slope <= -HELPS_PER_DOUBLING and slope <= -2.0 * se_slope:
         verdict = "helps"
         text = (f"More data still helps: validation {name} improves by {abs(change):.3g} per doubling of the "
@@ -111,9 +128,9 @@ def more_data(points: list[SizePoint], higher: bool, chance: float, scale: float
     elif slope <= -HELPS_PER_DOUBLING:
         verdict = "unclear"
         text = (f"Unclear whether more data helps: validation {name} improves by {abs(change):.3g} per doubling over "
-                f"the largest sizes ({span}), within the scatter of the sizes' scores about their trend (two "
-                f"standard errors of that slope: {2.0 * se_slope * scale:.3g}); more sizes (--fractions) or more "
-                f"validation {val_unit_name} than the {val_units:,} here would tell.")
+                f"the largest sizes ({span}), within {noise} (two standard errors of that slope: "
+                f"{2.0 * se_slope * scale:.3g}); more sizes (--fractions) or more validation {val_unit_name} than the "
+                f"{val_units:,} here would tell.")
     else:
         verdict = "plateaued"
         if abs(change) < 5e-4:  # flat to the figures shown (equal scores fit a slope of 1e-16, not 0)
