@@ -38,6 +38,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -688,7 +689,13 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     if {"best_epoch", "seconds"} <= set(frame.columns) and "lr" not in frame.columns:
         _per_iteration(c)  # train --history of an L-BFGS run: the one kind of mlpcli history without an lr column
     if curves == "metric":
-        c.higher_is_better = _infer_higher(c, higher_is_better)
+        losses = None
+        if higher_is_better is None and set(CURVE_COLUMNS["loss"]) <= set(frame.columns):
+            try:  # the loss columns beside the metric's: a loss falls as a score rises
+                losses = curves_from_history(rows, "loss", source=source)
+            except DataError:
+                losses = None
+        c.higher_is_better = _infer_higher(c, higher_is_better, losses)
     return c
 
 
@@ -759,11 +766,34 @@ def _check_numeric(frame, name: str, path: str) -> None:
                         f"(data row {i + 1})")
 
 
-def _infer_higher(c: Curves, given: bool | None) -> bool:
-    """A score in [0, 1] whose training curve rises (accuracy, AUROC) is higher-is-better; else an
-    error such as RMSE. Said in the notes, with the flag that overrides it."""
+def _against_loss(metric: Sequence[float], loss: Sequence[float]) -> float | None:
+    """The correlation over epochs of a metric's curve with the loss's (NaN epochs left out); None where either is
+    flat or fewer than 3 epochs have both."""
+    m, l_ = np.asarray(metric, dtype=float), np.asarray(loss, dtype=float)
+    n = min(len(m), len(l_))
+    m, l_ = m[:n], l_[:n]
+    keep = np.isfinite(m) & np.isfinite(l_)
+    if keep.sum() < 3 or np.ptp(m[keep]) == 0 or np.ptp(l_[keep]) == 0:
+        return None
+    return float(np.corrcoef(m[keep], l_[keep])[0, 1])
+
+
+def _infer_higher(c: Curves, given: bool | None, losses: Curves | None = None) -> bool:
+    """With the loss curves of the same run (``losses``), a metric that moves against the loss is higher-is-better
+    and one that moves with it lower-is-better (their correlations over the epochs, training's and validation's
+    added). Else a score in [0, 1] whose curves rise (accuracy, AUROC) is higher-is-better, and anything else an
+    error such as RMSE: a training score pinned near 1 from the first epoch left the falling validation curve to
+    decide, and an overfitting run read as an underfit one. Said in the notes, with the flag that overrides it."""
     if given is not None:
         return given
+    if losses is not None:
+        r = [v for v in (_against_loss(c.train, losses.train), _against_loss(c.val, losses.val)) if v is not None]
+        if r and abs(sum(r)) > 0.5:
+            higher = sum(r) < 0
+            c.notes.append(f"--metric metric: reading {'higher' if higher else 'lower'} values as better (the metric "
+                           f"moves {'against' if higher else 'with'} the loss columns of the same epochs); pass "
+                           f"--{'lower' if higher else 'higher'}-is-better if that is wrong")
+            return higher
     tr, va = np.asarray(c.train, dtype=float), np.asarray(c.val, dtype=float)
     keep = np.isfinite(tr) & np.isfinite(va)
     tr, va = tr[keep], va[keep]

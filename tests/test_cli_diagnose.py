@@ -107,6 +107,23 @@ def test_metric_curves_of_a_history_table_infer_the_direction_and_say_so(run_fil
     assert json.loads(res.stdout)["higher_is_better"] is False
 
 
+def test_a_pinned_training_score_leaves_the_direction_to_the_loss_columns(tmp_path):
+    """A training score at ~1 from epoch 1 and a falling validation score: both curves together "fell", so the score
+    was read lower-is-better and an overfitting run was labelled underfit. The loss columns of the same epochs move
+    against the score: higher is better, and the run overfits (as its loss curves say)."""
+    E = np.arange(1, 61)
+    rng = np.random.default_rng(1)
+    path = tmp_path / "h.csv"
+    pd.DataFrame({"epoch": E, "train_loss": 0.3 * np.exp(-E / 5) + 0.001, "val_loss": 0.3 + 0.01 * E,
+                  "train_metric": np.minimum(1, 0.97 + 0.01 * E),
+                  "val_metric": 0.9 - 0.2 * (1 - np.exp(-E / 15)) + rng.normal(0, 0.005, 60)}).to_csv(path, index=False)
+    res = run(["diagnose", str(path), "--metric", "metric", "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["higher_is_better"] is True and doc["label"] == "overfit", doc["label"]
+    assert any("moves against the loss columns of the same epochs" in n for n in doc["notes"]), doc["notes"]
+    assert json.loads(run(["diagnose", str(path), "--json"]).stdout)["label"] == "overfit"
+
+
 # --- plots -------------------------------------------------------------------------------------------
 
 
