@@ -118,7 +118,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         except gc.UnknownComponent as exc:
             raise click.BadParameter(str(exc), param_hint="'--only'") from None
     failed = [r for r in results if not r.passed]
-    hint = _step_hint(ctx, eps, tol, failed)
+    hint = _step_hint(ctx, eps, tol, failed) or _floor_hint(ctx, atol, tol, results)
     if as_json:
         print_json({
             "eps": eps, "tol": tol, "atol": atol, "seed": seed, "passed": not failed,
@@ -152,6 +152,26 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         report([], [hint], quiet)
     if failed:
         sys.exit(1)
+
+
+def _floor_hint(ctx, atol: float, tol: float, results) -> str:
+    """A warning when a --atol above its default let components pass with entries the default would have failed:
+    --atol 0.1 passed a weight gradient twice the true one ("2 of 2 components passed, max rel. error 2.5e-07", the
+    correct bias entries counted and the 40 wrong weight entries forgiven as round-off). Empty otherwise."""
+    from click.core import ParameterSource
+
+    from ..engine.gradcheck import DEFAULT_ATOL as default
+
+    if atol <= default or ctx.get_parameter_source("atol") in (ParameterSource.DEFAULT, None):
+        return ""
+    forgave = [r for r in results if r.passed and r.max_rel_forgiven > 0]  # entries the default floor would fail
+    if not forgave:
+        return ""
+    worst = max(forgave, key=lambda r: r.max_rel_forgiven)
+    return (f"with --atol {atol:g} {_first([r.component for r in forgave])} passed with entries the default --atol "
+            f"{default:g} fails, off their central differences by up to {worst.max_rel_forgiven:.2g} relative "
+            f"({worst.component}), forgiven as round-off: a floor above the central difference's own (about 1e-10 x "
+            "max(1, |f|) at --eps 1e-6) forgives wrong gradients of that size; rerun with the default to tell")
 
 
 def _first(names: list[str], k: int = 5) -> str:

@@ -56,6 +56,8 @@ BATCHNORM_MIN_ROWS = 3
 # An entry forgiven as round-off (its two gradients within the floor of each other) counts as compared only when
 # its gradient is at least this many floors large: they then agree to 1 % or better.
 RESOLVED_FACTOR = 100.0
+# The round-off floor's default (``atol``): about 100 x what a central difference at eps 1e-6 resolves
+DEFAULT_ATOL = 1e-8
 
 
 @dataclass
@@ -69,12 +71,16 @@ class CheckResult:
     passed: bool
     note: str = ""
     inconclusive: bool = False  # every entry too small to tell from round-off: no evidence either way (not passed)
+    # the largest relative error among the entries passed only within a round-off floor raised above the default
+    # (--atol) that the default floor would have failed: what the raised floor forgave
+    max_rel_forgiven: float = 0.0
 
     def to_dict(self) -> dict:
         """JSON-able: a non-finite error (a NaN or infinite gradient) is None."""
         doc = asdict(self)
-        if not np.isfinite(doc["max_rel_error"]):
-            doc["max_rel_error"] = None
+        for key in ("max_rel_error", "max_rel_forgiven"):
+            if not np.isfinite(doc[key]):
+                doc[key] = None
         return doc
 
 
@@ -119,13 +125,16 @@ class _Stats:
     unresolved: int = 0  # forgiven entries whose gradients are under RESOLVED_FACTOR floors: nothing was compared
     max_rel_unresolved: float = 0.0
     max_rel_forgiven: float = 0.0  # over forgiven entries whose gradients were resolved (above RESOLVED_FACTOR floors)
+    max_rel_resolvable: float = 0.0  # over forgiven entries the default floor would have failed (``CheckResult``)
     near_zero: int = 0
     failed: int = 0
     worst: str = ""
 
 
-def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol: float, floor: float) -> _Stats:
-    """Entry-wise relative errors; ``floor`` is the absolute agreement accepted as round-off. An entry where
+def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol: float, floor: float,
+            default_floor: float | None = None) -> _Stats:
+    """Entry-wise relative errors; ``floor`` is the absolute agreement accepted as round-off (``default_floor``: what
+    it is at the default atol, for ``max_rel_resolvable``). An entry where
     either gradient is not finite (NaN, ±inf) fails with an infinite error: NaN compares False with any
     tolerance, and an infinite analytic gradient against a finite difference must not pass."""
     st = _Stats()
@@ -145,6 +154,10 @@ def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol
         st.unresolved += int(np.count_nonzero(unresolved))
         if np.any(unresolved):
             st.max_rel_unresolved = max(st.max_rel_unresolved, float(rel[unresolved].max()))
+        if default_floor is not None:
+            resolvable = forgiven & (diff > default_floor)  # forgiven only because the floor was raised
+            if np.any(resolvable):
+                st.max_rel_resolvable = max(st.max_rel_resolvable, float(rel[resolvable].max()))
         resolved_forgiven = forgiven & ~unresolved
         if np.any(resolved_forgiven):
             st.max_rel_forgiven = max(st.max_rel_forgiven, float(rel[resolved_forgiven].max()))
@@ -175,7 +188,7 @@ def check_function(
     numeric = numerical_gradient(f, arrays, eps, entries)
     if entries is not None:
         analytic = {k: np.asarray(analytic[k]).reshape(-1)[entries[k]] for k in arrays}
-    st = compare(analytic, numeric, tol, atol * scale)
+    st = compare(analytic, numeric, tol, atol * scale, DEFAULT_ATOL * scale if atol > DEFAULT_ATOL else None)
     if st.failed and st.worst:
         note = (note + "; " if note else "") + f"worst entry in {st.worst}"
     # Every entry disagreed beyond tol and was forgiven only for being below the floor: nothing was compared.
@@ -197,7 +210,7 @@ def check_function(
     # not the 0 of no entry compared
     max_rel = st.max_rel_unresolved if inconclusive else st.max_rel_forgiven if waived else st.max_rel
     return CheckResult(name, st.entries, max_rel, st.near_zero, st.failed == 0 and not inconclusive, note,
-                       inconclusive)
+                       inconclusive, st.max_rel_resolvable)
 
 
 # --------------------------------------------------------------------------- components
@@ -456,7 +469,7 @@ def check_network(
     training: bool = True,
     eps: float = 1e-6,
     tol: float = 1e-6,
-    atol: float = 1e-8,
+    atol: float = DEFAULT_ATOL,
     name: str = "network",
     note: str = "",
     max_entries: int | None = None,
@@ -648,7 +661,7 @@ class UnknownComponent(ValueError):
     """``run(only=...)`` names no component of the suite."""
 
 
-def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8, seed: int = 0, only: str | None = None) -> list[CheckResult]:
+def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = DEFAULT_ATOL, seed: int = 0, only: str | None = None) -> list[CheckResult]:
     """The whole gradient-check suite (or the components matching ``only``), seeded."""
     if not 0 < eps < np.inf or not tol > 0 or not atol >= 0:  # NaN fails every comparison
         raise ValueError("eps must be finite and > 0, tol > 0 and atol >= 0")

@@ -282,3 +282,31 @@ def test_failures_under_a_non_default_step_carry_a_warning_naming_it():
     assert any("--eps 1e-12" in w for w in doc["warnings"])
     ok = run(["gradcheck", "--only", "loss:mse", "--eps", "1e-5"])  # passes: nothing to explain
     assert ok.exit_code == 0 and "rerun" not in ok.output, ok.output
+
+
+def test_a_raised_atol_that_forgave_a_wrong_gradient_is_warned_of(monkeypatch):
+    """--atol 0.1 passed a weight gradient twice the true one ("2 of 2 components passed", max rel. error 2.5e-07):
+    the correct bias entries were counted, the wrong weight entries forgiven as round-off."""
+    import json
+
+    from cli_helpers import run
+    from mlpcli.engine import layers
+
+    right = run(["gradcheck", "--only", "network", "--atol", "0.1", "--json"])
+    assert right.exit_code == 0 and json.loads(right.stdout)["warnings"] == []  # right gradients: no word
+    backward = layers.Dense.backward
+
+    def doubled(self, grad_out, need_input_grad=True, param_grads=True, ready=None):
+        out = backward(self, grad_out, need_input_grad, param_grads, ready)
+        if param_grads:
+            self.grads["W"] *= 2.0
+        return out
+
+    monkeypatch.setattr(layers.Dense, "backward", doubled)
+    res = run(["gradcheck", "--only", "network", "--atol", "0.1", "--json"])
+    doc = json.loads(res.stdout)
+    forgiven = [r for r in doc["results"] if r["passed"] and r["max_rel_forgiven"] > 0.5]
+    assert forgiven  # some networks pass with their doubled weight gradients forgiven ...
+    assert any(w.startswith("with --atol 0.1 ") and "the default --atol 1e-08 fails" in w
+               for w in doc["warnings"]), doc["warnings"]  # ... and the warning says so
+    assert run(["gradcheck", "--only", "network"]).exit_code == 1  # the default floor fails them all
