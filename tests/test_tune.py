@@ -353,3 +353,21 @@ def test_a_grid_missing_a_semicolon_says_so():
         parse_grid("lr=1e-3,1e-2 l2=0,1e-4")
     assert len(parse_grid("class-weight=none|case=1,ctrl=3")["class_weight"]) == 2  # its values hold '=' themselves
     assert_clean_error(run(["tune", "x.csv", "--grid", "dropout=0,0.2, l2=0"]), "--grid", "dropout", "';'", code=2)
+
+
+@pytest.mark.parametrize("grid_text, flags", [("hidden=none|8; dropout=0.5", ["--lr", "0.01"]),
+                                              ("optimizer=adamw,sgd", ["--momentum", "0.5", "--lr", "0.01"])])
+def test_a_refit_models_config_trains_it_again(tmp_path, grid_text, flags):
+    """A refit whose chosen setting makes an option moot (dropout under hidden=none, momentum under adamw) stored it,
+    and `info --config-out` wrote a file `train --config` refused ("--dropout: ... --hidden none has none")."""
+    path = write_table(tmp_path, task="multiclass", n_patients=30, seed=2)
+    out, config, again = tmp_path / "m.mlp", tmp_path / "m.toml", tmp_path / "again.mlp"
+    res = run(["tune", path, "--folds", "2", "--epochs", "3", "--grid", grid_text, *flags, "--refit", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert run(["info", str(out), "--config-out", str(config)]).exit_code == 0
+    res = run(["train", path, "--config", str(config), "-o", str(again)])
+    assert res.exit_code == 0, res.output
+    import zipfile
+
+    with zipfile.ZipFile(out) as a, zipfile.ZipFile(again) as b:
+        assert a.read("weights.npz") == b.read("weights.npz")  # the moot values had no effect

@@ -752,5 +752,12 @@ def refit_record(result: TuneResult) -> dict:
 
 
 def best_options(options: TrainOptions, result: TuneResult) -> TrainOptions:
-    """``options`` with the best setting applied (what ``--refit`` trains)."""
-    return apply_setting(options, result.best.setting)
+    """``options`` with the best setting applied (what ``--refit`` trains), the options it makes moot (dropout under
+    hidden=none, momentum under adamw; ``config.ONLY_WITH``) back at their defaults: the model stored them, and `info
+    --config-out` wrote a file that `train --config` refused ("--dropout: ... --hidden none has none"). They had no
+    effect, so the networks are the same."""
+    chosen = apply_setting(options, result.best.setting)
+    defaults = TrainOptions()
+    moot = {k: getattr(defaults, k) for k, rule in ONLY_WITH.items()
+            if not rule.applies(chosen) and getattr(chosen, k) != getattr(defaults, k)}
+    return replace(chosen, **moot)
