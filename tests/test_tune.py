@@ -371,3 +371,16 @@ def test_a_refit_models_config_trains_it_again(tmp_path, grid_text, flags):
 
     with zipfile.ZipFile(out) as a, zipfile.ZipFile(again) as b:
         assert a.read("weights.npz") == b.read("weights.npz")  # the moot values had no effect
+
+
+def test_results_and_the_table_keep_every_digit_of_a_setting(tmp_path):
+    """--results in CSV wrote settings to 6 significant digits: lr=0.0012345678 and 0.00123456789 were two rows of
+    0.00123457, and a value copied back trained another model."""
+    path = write_table(tmp_path, task="multiclass", n_patients=20, seed=2)
+    res = run(["tune", path, "--folds", "2", "--epochs", "2", "--grid", "lr=0.0012345678,0.00123456789; l2=1.23456789e-7",
+               "--results", str(tmp_path / "r.csv")])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(tmp_path / "r.csv")
+    assert sorted(rows["lr"]) == [0.0012345678, 0.00123456789] and set(rows["l2"]) == {1.23456789e-7}
+    assert "lr=0.0012345678 " in res.output and "l2=1.23456789e-07" in res.output
+    assert grid.value_text(0.001) == "0.001" and grid.value_text(1e-05) == "1e-05"  # exact values stay short

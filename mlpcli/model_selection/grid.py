@@ -248,8 +248,8 @@ def value_text(v) -> str:
         return "none"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
+    if isinstance(v, float):  # short where that is exact; else every digit (0.0012345678 and 0.00123456789 are two)
+        return f"{v:g}" if float(f"{v:g}") == v else repr(v)
     return str(v)
 
 

@@ -173,8 +173,12 @@ class TuneResult:
             r["failed"] = p.failed  # empty unless the setting's training diverged
             return r
 
+        from ..predict.output import EXACT_FLOATS
+
         if self.nested is None:
-            return pd.DataFrame([row(p) for p in self.points])
+            frame = pd.DataFrame([row(p) for p in self.points])
+            frame.attrs[EXACT_FLOATS] = True  # a setting's value written as given (0.0012345678 read 0.00123457)
+            return frame
         # the tuning on all data first (scope "all"), then each outer fold's inner tuning
         rows = [{**row(p, scope="all"), "chosen": p.rank == 1, f"outer_{self.metric}": None} for p in self.points]
         for o in self.nested:
@@ -182,7 +186,9 @@ class TuneResult:
                 chosen = p.setting == o.chosen
                 rows.append({**row(p, scope=f"outer fold {o.fold + 1}"), "chosen": chosen,
                              f"outer_{self.metric}": finite(o.score) if chosen else None})
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        frame.attrs[EXACT_FLOATS] = True
+        return frame
 
 
 def _cell_text(v) -> str:
