@@ -68,6 +68,11 @@ def read_config_file(path: str, renamed: dict[str, str] | None = None) -> dict:
                     raise ConfigError(f"{path}: [{CONFIG_SECTION}.{sub}] is a nested table; options are plain "
                                       f"keys of [{CONFIG_SECTION}] such as epochs = 50")
                 items.append((sub, v, f"'{sub}' under [{CONFIG_SECTION}]"))
+        elif _is_table(value) and key.replace("-", "_") in {*OPTION_KEYS, *CLI_ONLY_KEYS}:
+            # an inline table, class-weight = {A = 1, B = 2}: the option's value, in a form no option takes
+            example = ' such as "A=1,B=2" or "balanced"' if key.replace("-", "_") == "class_weight" else ""
+            raise ConfigError(f"{path}: '{key}' is a table ({{...}}); the option takes a value as its flag does"
+                              f"{example}, written as a TOML string or number")
         elif _is_table(value):
             raise ConfigError(f"{path}: [{key}] is not a table mlpcli reads; put the options at the top level or "
                               f"under [{CONFIG_SECTION}]{_did_you_mean(key)}")

@@ -92,6 +92,11 @@ def test_config_values_are_held_to_the_options_types(tmp_path, small, text, key,
     ("epochs = 2\n[train]\nepochs = 3", ["key 'epochs' is given twice", "under [train]"]),
     ("batch-size = 2\nbatch_size = 3", ["given twice", "'batch-size'"]),
     ("points = [{a = 1}]", ["[points] is not a table"]),
+    # an option written as an inline table: said as the option's, not as an unknown table
+    ("class-weight = {A = 1, B = 2}", ["'class-weight' is a table", '"A=1,B=2"']),
+    # two options of the file that contradict each other: the file named, as for the other conflicts
+    ('group = "patient_id"\nno-group = true', ["--no-group: contradicts --group", 'group = "patient_id"',
+                                                "no-group = true"]),
 ])
 def test_config_structure_problems_name_the_key(tmp_path, small, text, needles):
     cfg = tmp_path / "c.toml"

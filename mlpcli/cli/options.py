@@ -201,11 +201,18 @@ def options_from_params(params: dict, check_optimizer: bool = True) -> TrainOpti
 
             report([], unused, False)
         options = TrainOptions(**values)
-        options.validate(folds_flag)
-        if check_optimizer:  # TrainOptions.validate's rule for the options given, saying which a --config file set
-            from click.core import ParameterSource
+        from click.core import ParameterSource
 
-            in_file = {n for n in given if ctx.get_parameter_source(_param_of(ctx, n)) == ParameterSource.DEFAULT_MAP}
+        in_file = {n for n in given if ctx.get_parameter_source(_param_of(ctx, n)) == ParameterSource.DEFAULT_MAP}
+        try:
+            options.validate(folds_flag)
+        except MlpcliError as exc:  # options the message names that the file set: said with the file, as below
+            named = [n for n in sorted(in_file) if re.search(rf"{re.escape(flag_name(n))}(?![\w-])", str(exc))]
+            if not named or ctx.meta.get(CONFIG_META) is None:
+                raise
+            said = ", ".join(f"{n.replace('_', '-')} = {toml_text(getattr(options, n))}" for n in named)
+            raise type(exc)(f"{exc} (--config {ctx.meta.get(CONFIG_META)}: {said})") from None
+        if check_optimizer:  # TrainOptions.validate's rule for the options given, saying which a --config file set
             check_unused(options, given, folds_flag=folds_flag, config_file=(ctx.meta.get(CONFIG_META), in_file)
                          if in_file else None)
     except MlpcliError as exc:
