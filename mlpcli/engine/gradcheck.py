@@ -547,6 +547,35 @@ def _network_checks(rng, eps, tol, atol):
             name = f"network:{_describe(cfg)} / {_loss_label(loss_name, lparams, k)[5:]}"
             w = rng.uniform(0.5, 2.0, size=n)
             yield check_network(net, loss, X, y, w, pen, True, eps, tol, atol, name, "; ".join(notes))
+    yield _large_network_check(rng, eps, tol, atol)
+
+
+# The paths the small networks above never take and training does: a product of more rows than layers.FEW_ROWS
+# (x W^T directly, as minibatches of 64 and more, full-batch L-BFGS and prediction blocks make it), and a layer large
+# enough that dL/dW is made in row blocks (``weight_grad_rows``). A wide layer's entries are sampled.
+LARGE_NETWORK = dict(rows=64, d=1024, hidden=1024, k=3, entries=15)
+# Its tolerance at least: a central difference through sums of a thousand terms carries their round-off (~1e-15 of
+# f over 2 eps, 5e-7 of a 3e-3 gradient: 4e-7 to 9.8e-7 over six seeds, at eps 1e-6 to 1e-4 alike); a wrong
+# product or a missing block is off by 1e-2 and more
+LARGE_NETWORK_TOL = 1e-5
+
+
+def _large_network_check(rng, eps, tol, atol) -> CheckResult:
+    from .layers import FEW_ROWS, weight_grad_rows
+
+    cfg = LARGE_NETWORK
+    net = MLP(cfg["d"], [cfg["hidden"]], cfg["k"], activation="tanh", seed=int(rng.integers(2**31)), dtype="float64")
+    X = rng.normal(size=(cfg["rows"], cfg["d"]))
+    y = rng.integers(0, cfg["k"], size=cfg["rows"])
+    blocks = len(weight_grad_rows(cfg["hidden"], cfg["d"]))
+    assert cfg["rows"] > FEW_ROWS and blocks > 1  # the paths this check is for
+    name = f"network:[{cfg['hidden']}] tanh / ce, {cfg['rows']} rows"
+    note = (f"more rows than {FEW_ROWS} (the direct x W^T product) and dL/dW in {blocks} row blocks; "
+            f"{cfg['entries']} sampled entries per array")
+    if tol < LARGE_NETWORK_TOL:
+        note += f"; tol {LARGE_NETWORK_TOL:g}: sums of a thousand terms carry their round-off into the differences"
+    return check_network(net, loss_mod.get("ce"), X, y, None, None, True, eps, max(tol, LARGE_NETWORK_TOL), atol,
+                         name, note, max_entries=cfg["entries"], seed=int(rng.integers(2**31)))
 
 
 def _input_checks(rng, eps, tol, atol):

@@ -310,3 +310,21 @@ def test_a_raised_atol_that_forgave_a_wrong_gradient_is_warned_of(monkeypatch):
     assert any(w.startswith("with --atol 0.1 ") and "the default --atol 1e-08 fails" in w
                for w in doc["warnings"]), doc["warnings"]  # ... and the warning says so
     assert run(["gradcheck", "--only", "network"]).exit_code == 1  # the default floor fails them all
+
+
+def test_the_suite_checks_the_large_batch_product_and_blocked_weight_gradients(monkeypatch):
+    """Every network of the suite had 8 rows and small layers: the direct x W^T product of more than FEW_ROWS rows
+    (minibatches of 64 and more) and dL/dW made in row blocks were never checked — a forward scaled by 1.01 there, or
+    a block of dL/dW dropped, passed all 154 components."""
+    found = gc.run(only="network:[1024]")
+    assert len(found) == 1 and found[0].passed, found
+    assert "more rows than 48" in found[0].note and "row blocks" in found[0].note
+    rows = layers.weight_grad_rows
+
+    def last_block_dropped(n_out, n_in):
+        blocks = rows(n_out, n_in)
+        return blocks if len(blocks) == 1 else blocks[:-1] + [(blocks[-1][0], blocks[-1][0])]
+
+    monkeypatch.setattr(layers, "weight_grad_rows", last_block_dropped)
+    broken = gc.run(only="network:[1024]")[0]
+    assert not broken.passed and broken.max_rel_error == pytest.approx(1.0)
