@@ -225,6 +225,17 @@ FIELD_CASES = {
     "config a list": (_set("config", []), "config"),
     "provenance a string": (_set("provenance", "lab"), "provenance"),
     "extra a list": (_set("extra", []), "extra"),
+    # summary fields info shows, against their ranges and each other ("balanced accuracy 7.500", "A (1), B (2) ...
+    # in the 400 training rows", "many samples", "best epochs 91, 143" for 5 members, a history cell of text)
+    "a held-out metric out of its range": (lambda m: m["fit"]["held_out_metrics"].__setitem__("balanced_accuracy", 7.5),
+                                           "fit.held_out_metrics.balanced_accuracy"),
+    "class counts not adding up to the rows": (lambda m: m["split"].__setitem__(
+        "class_counts_train", {c: 1 for c in m["classes"]}), "split.class_counts_train"),
+    "a sample count as text": (lambda m: m["provenance"].__setitem__("n_samples", "many"), "provenance.n_samples"),
+    "fewer member rows than members": (lambda m: m["fit"].__setitem__("members", m["fit"]["members"][:1]),
+                                       "fit.members"),
+    "a history cell of text": (lambda m: m["history"][1].__setitem__("val_loss", "abc"), "history[1].val_loss"),
+    "an unknown verdict": (lambda m: m["extra"]["diagnosis"].__setitem__("label", "great"), "extra.diagnosis.label"),
 }
 
 

@@ -38,6 +38,17 @@ _LINKS = {  # task -> output activation of the loss -> how many outputs (None: o
 }
 
 
+# The history columns that hold numbers (a cell of text there is a damaged file, not a missing epoch)
+HISTORY_NUMBERS = frozenset({"member", "epoch", "train_loss", "val_loss", "train_loss_eval", "penalty", "train_metric",
+                             "val_metric", "lr", "best_epoch", "seconds"})
+# The held-out metrics with a range of their own (the others: any number)
+METRIC_RANGES = {**{k: (0.0, 1.0) for k in ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "npv",
+                                             "f1", "f1_macro", "f1_micro", "f1_weighted", "roc_auc", "roc_auc_ovr",
+                                             "average_precision", "ece", "hamming_loss")},
+                 "mcc": (-1.0, 1.0), "log_loss": (0.0, None), "brier": (0.0, 2.0), "rmse": (0.0, None),
+                 "mae": (0.0, None)}
+
+
 @dataclass
 class ArraySpec:
     """What one stored array must be: its shape, dtype kind and item sizes, and a rule for its values."""
@@ -665,20 +676,38 @@ class ModelFields:
             self.options(self.mapping(config["resolved"], "config.resolved"), "config.resolved")
         provenance = self.present(meta, "provenance", {}, "provenance")
         self.text(provenance.get("data_file"), "provenance.data_file", optional=True)
+        for key in ("n_samples", "n_features"):  # said as "good.csv: many samples x 30 features" when text
+            if provenance.get(key) is not None:
+                self.whole(provenance[key], f"provenance.{key}", 0, 2**63 - 1)
         if provenance.get("versions") is not None:
             self.scalars(provenance["versions"], "provenance.versions")
         extra = self.present(meta, "extra", {}, "extra")
         if extra.get("diagnosis") is not None:
+            from ..diagnosis.rules import LABELS
+
             self.mapping(extra["diagnosis"], "extra.diagnosis")
+            self.text(extra["diagnosis"].get("label"), "extra.diagnosis.label", choices=LABELS, optional=True)
         self.tuning(extra.get("tuning"))
         history = self.present(meta, "history", [], "history")
         for i, row in enumerate(history):
             self.scalars(row, f"history[{i}]")
+            for key in HISTORY_NUMBERS & set(row):  # a text cell read as a missing epoch by diagnose, silently
+                if row[key] is not None and (isinstance(row[key], (bool, str)) or not is_number(row[key])):
+                    self.fail(f"history[{i}].{key}", f"must be a number or null, got {kind_of(row[key])}")
         split = self.present(meta, "split", {}, "split")
+        for key in ("n_train", "n_val"):
+            if split.get(key) is not None:
+                self.whole(split[key], f"split.{key}", 0, 2**63 - 1)
         for key in ("class_counts_train", "class_counts_val", "batch_counts_train", "batch_counts_val"):
             counts = self.present(split, key, {}, f"split.{key}")
             for label, count in counts.items():
                 self.whole(count, join_key(f"split.{key}", label), 0, 2**63 - 1)
+            rows = split.get(f"n_{key.rsplit('_', 1)[1]}")
+            # a class's samples, one class each: they add up to the rows (info said "A (1), B (2) ... in the 400 rows")
+            if key.startswith("class") and meta.get("task") in ("binary", "multiclass") and counts and rows is not None \
+                    and sum(counts.values()) != rows:
+                self.fail(f"split.{key}", f"must add up to split.n_{key.rsplit('_', 1)[1]} = {rows}, got "
+                                          f"{sum(counts.values())}")
         baseline = self.present(meta, "baseline", {}, "baseline")
         for key, value in baseline.items():
             if value is not None:
@@ -689,7 +718,10 @@ class ModelFields:
                 self.whole(fit[key], f"fit.{key}", 0, 2**63 - 1)
         self.text(fit.get("metric"), "fit.metric", optional=True)
         self.text(fit.get("held_out"), "fit.held_out", optional=True)
-        self.scalars(self.present(fit, "held_out_metrics", {}, "fit.held_out_metrics"), "fit.held_out_metrics")
+        held_out = self.scalars(self.present(fit, "held_out_metrics", {}, "fit.held_out_metrics"), "fit.held_out_metrics")
+        for key, (lo, hi) in METRIC_RANGES.items():  # info showed "balanced accuracy 7.500"
+            if held_out.get(key) is not None:
+                self.number(held_out[key], f"fit.held_out_metrics.{key}", lo, hi)
         if fit.get("portfolio") is not None:  # --hidden auto's candidates and their scores (``info`` shows them)
             for i, row in enumerate(self.listing(fit["portfolio"], "fit.portfolio")):
                 at = f"fit.portfolio[{i}]"
@@ -712,8 +744,14 @@ class ModelFields:
         for part in ("held_out_per_target", "held_out_per_label", "held_out_per_class"):
             for i, row in enumerate(self.listing(or_default(fit.get(part), []), f"fit.{part}")):
                 self.scalars(row, f"fit.{part}[{i}]")
-        for i, m in enumerate(self.listing(or_default(fit.get("members"), []), "fit.members")):
+        fitted = self.listing(or_default(fit.get("members"), []), "fit.members")
+        for i, m in enumerate(fitted):
             self.scalars(m, f"fit.members[{i}]")
+        networks = meta.get("members")
+        # one row per member ("best epochs 91, 143" for 5 members); a --refit network keeps its folds' members
+        refit = fit.get("refit") is not None or bool((meta.get("config") or {}).get("refit"))  # (before fit.refit)
+        if fitted and isinstance(networks, list) and not refit and len(fitted) != len(networks):
+            self.fail("fit.members", f"has {len(fitted)} rows for the model's {len(networks)} members")
         if fit.get("refit") is not None:  # the --refit network's settings (absent before they were stored)
             self.scalars(fit["refit"], "fit.refit")
 
