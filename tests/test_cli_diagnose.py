@@ -375,6 +375,10 @@ def test_a_history_that_blew_up_is_reported_unstable_with_its_epoch(tmp_path):
     assert "unstable from epoch 86" in plot.read_text() and "divergence (epoch 86)" in plot.read_text()
     doc = json.loads(run(["diagnose", str(path), "--json"]).stdout)
     assert doc["evidence"]["unstable_epoch"] == 86 and doc["evidence"]["n_infinite"] == 15
+    # beside the label (the run before it went unstable), where a script reading the label alone sees it
+    assert doc["unstable_epoch"] == 86
+    pd.DataFrame({"epoch": t[:80] + 1, "train_loss": train[:80], "val_loss": val[:80]}).to_csv(path, index=False)
+    assert json.loads(run(["diagnose", str(path), "--json"]).stdout)["unstable_epoch"] is None
 
 
 def _json(args):

@@ -119,7 +119,7 @@ def _plain_json(value) -> bool:
 def test_evidence_fields_and_json(label):
     d = _run(curves.make_case(label, 0, seed=1))
     out = d.to_dict()
-    assert set(out) == {"label", "evidence", "advice", "runner_up", "summary"}
+    assert set(out) == {"label", "unstable_epoch", "evidence", "advice", "runner_up", "summary"}
     assert REQUIRED_EVIDENCE <= set(out["evidence"])
     assert _plain_json(out), out
     json.dumps(out, allow_nan=False)

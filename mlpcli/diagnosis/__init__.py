@@ -138,9 +138,12 @@ class Diagnosis:
     summary: str
 
     def to_dict(self) -> dict:
-        """``{"label", "evidence", "advice", "runner_up", "summary"}`` for ``--json``."""
+        """``{"label", "unstable_epoch", "evidence", "advice", "runner_up", "summary"}`` for ``--json``: the label
+        describes the run before it went unstable, ``unstable_epoch`` (None for a stable run) says when it did (a
+        script reading the label alone read "good_fit" for a run that diverged)."""
         return {
             "label": self.label,
+            "unstable_epoch": self.evidence.get("unstable_epoch"),
             "evidence": dict(self.evidence),
             "advice": list(self.advice),
             "runner_up": self.runner_up,
