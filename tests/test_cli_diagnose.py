@@ -297,6 +297,20 @@ def test_members_that_all_overfit_are_labelled_overfit(ensemble_files):
     assert doc["member_spread"] == doc["evidence"]["member_spread"] < 0.1
 
 
+def test_a_member_without_training_values_is_said_to_be_left_out_of_that_mean(tmp_path):
+    """A member whose train_loss cells are all empty was dropped from the training mean only, the header still
+    reading "mean of 5 members" (training averaged 4, validation 5)."""
+    rows = ensemble_history("overfit", n_members=5, seed=0)
+    for r in rows:
+        if r["member"] == 2:
+            r["train_loss"] = float("nan")
+    path = tmp_path / "h.csv"
+    path.write_text(history_csv(rows))
+    doc = json.loads(run(["diagnose", str(path), "--json"]).stdout)
+    assert any("member 2 has no training value: the training curve is the mean of the other 4" in n
+               for n in doc["notes"]), doc["notes"]
+
+
 def test_members_that_disagree_give_high_noise_evidence(ensemble_files):
     doc = json.loads(run(["diagnose", ensemble_files["disagree"], "--json"]).stdout)
     assert doc["evidence"]["member_spread"] > 0.2
