@@ -102,6 +102,9 @@ def read_config_file(path: str, renamed: dict[str, str] | None = None) -> dict:
 
 def _load_toml(path: str) -> dict:
     """The parsed file; every way of not being a readable TOML file is one ConfigError naming it."""
+    if str(path) == "-":  # ("file not found: -"): standard input may be the data's; a pipe of its own reads
+        raise ConfigError("'-': the settings are read from a file, not from standard input (which the data may come "
+                          "through): write them to a file, or give them a pipe of their own: --config <(printf ...)")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()

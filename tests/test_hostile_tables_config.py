@@ -105,6 +105,12 @@ def test_config_structure_problems_name_the_key(tmp_path, small, text, needles):
     assert_clean_error(res, "c.toml", *needles, code=2)
 
 
+def test_a_config_from_standard_input_says_how_to_give_one(tmp_path, small):
+    """`--config -` said "file not found: -" (every other file option takes '-' for standard input)."""
+    res = run(["train", small, "--config", "-", *FAST])
+    assert_clean_error(res, "'-': the settings are read from a file, not from standard input", "--config <(", code=2)
+
+
 @pytest.mark.parametrize("command, text, key", [
     (["cv"], 'history = "h.csv"', "history"),
     (["tune", "--grid", "lr=0.01"], "refit = true", "refit"),  # tune's own --refit means something else
