@@ -119,6 +119,11 @@ def test_a_text_column_named_as_a_role_column_is_named_in_the_error(tmp_path):
     with pytest.raises(DataError, match=r"'Patient ID' is named like a patient column \(--group\): "
                                         r"pass --group 'Patient ID'"):
         data.load_dataset(tmp_path / "t.csv")
+    # grouped by another column on purpose (a coarser --group, the site): "pass --group 'Patient ID'" undid the choice
+    df.assign(site=df["batch"]).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError, match=r"'Patient ID' is named like a patient column \(--group\), and --group is "
+                                        r"'site': pass --drop 'Patient ID'"):
+        data.load_dataset(tmp_path / "s.csv", group="site")
 
 
 def test_a_filtered_then_reset_index_is_row_numbers_too(tmp_path):

@@ -132,7 +132,8 @@ class Dataset:
         notes: list[str] = []
         warn: list[str] = []
         if features is None:
-            X = feature_matrix(df, feature_names, notes, roles.id)
+            X = feature_matrix(df, feature_names, notes, roles.id,
+                               {"--group": roles.group, "--batch": roles.batch, "--id": roles.id})
         else:
             X = features[1]
         place = CellPlace(df, roles.id)

@@ -21,7 +21,8 @@ from .roles import ROLE_WORDS, role_name_flag
 from .row_view import sparse_first_beyond_limit
 
 
-def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_column: str | None = None) -> np.ndarray:
+def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_column: str | None = None,
+                   roles: dict[str, str | None] | None = None) -> np.ndarray:
     """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted.
     A column of numbers with a few cells that are not (a "0.5" among decimal commas, a typo) is an error
     naming the first such cell: its row (and sample id) and value, as the text reader parsed it."""
@@ -46,7 +47,11 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
                    f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
         named = [(n, role_name_flag(n)) for n in text if role_name_flag(n) and not (ids and n == ids[0])]
         if named:  # Patient_ID, Batch: a role's column, spelt otherwise than the option's default
-            id_hint += "".join(f"{n!r} is named like {ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
+            # (where the role already has a column of the user's choosing, --group site, that column is what it names)
+            taken = roles or {}
+            id_hint += "".join(f"{n!r} is named like {ROLE_WORDS[flag]}, and {flag} is {taken[flag]!r}: pass "
+                               f"--drop {shlex.quote(n)}; " if taken.get(flag) else
+                               f"{n!r} is named like {ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
                                for n, flag in named[:3])
         raise DataError(
             f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
