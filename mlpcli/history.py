@@ -322,8 +322,9 @@ def curves_from_history(history: list[dict], curves: str = "loss", *, source: st
     for side, name in (("train", "training"), ("val", "validation")):  # a member with no value leaves a mean alone
         empty = [str(m.member) for m in members if not np.isfinite(np.asarray(getattr(m, side), dtype=float)).any()]
         if empty and len(empty) < len(members):
-            c.notes.append(f"{source}: member{'s' * (len(empty) > 1)} {', '.join(empty)} {'have' if len(empty) > 1 else 'has'} "
-                           f"no {name} value: the {name} curve is the mean of the other {len(members) - len(empty)}")
+            have = "s " + ", ".join(empty) + " have" if len(empty) > 1 else f" {empty[0]} has"
+            c.notes.append(f"{source}: member{have} no {name} value: the {name} curve is the mean of the other "
+                           f"{len(members) - len(empty)}")
     return c
 
 

@@ -718,7 +718,8 @@ class ModelFields:
                 self.whole(fit[key], f"fit.{key}", 0, 2**63 - 1)
         self.text(fit.get("metric"), "fit.metric", optional=True)
         self.text(fit.get("held_out"), "fit.held_out", optional=True)
-        held_out = self.scalars(self.present(fit, "held_out_metrics", {}, "fit.held_out_metrics"), "fit.held_out_metrics")
+        held_out = self.scalars(self.present(fit, "held_out_metrics", {}, "fit.held_out_metrics"),
+                                "fit.held_out_metrics")
         for key, (lo, hi) in METRIC_RANGES.items():  # info showed "balanced accuracy 7.500"
             if held_out.get(key) is not None:
                 self.number(held_out[key], f"fit.held_out_metrics.{key}", lo, hi)

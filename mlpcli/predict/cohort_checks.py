@@ -1,6 +1,7 @@
 """What a labelled cohort earns a warning for in ``evaluate``: risks systematically off (observed / expected events,
-calibration slope), a temperature that makes the probabilities worse, class totals far from the predicted ones, targets unlike training's or fitting another
-target's predictions better, labels the model was never taught, classes absent from the cohort."""
+calibration slope), a temperature that makes the probabilities worse, class totals far from the predicted ones,
+targets unlike training's or fitting another target's predictions better, labels the model was never taught, classes
+absent from the cohort."""
 
 from __future__ import annotations
 
