@@ -254,6 +254,8 @@ def test_read_curves_of_an_ensemble_table_and_model(tmp_path, trained):
     model.history = rows
     model.fit["members"] = [{"member": m, "best_epoch": 10 + m, "epochs_run": 50, "stopped_early": True,
                              "best_val_loss": 0.3} for m in (1, 2, 3)]
+    # one network with three members' curves: a --refit model's (else the file's member rows must be its networks)
+    model.fit["refit"] = {"epochs_run": 12}
     path = tmp_path / "ensemble.mlp"
     model_io.save(model, path)
     m = history.read_curves(str(path))
