@@ -148,6 +148,43 @@ def test_fail_on_shift_writes_the_shift_report_and_says_where(trained, tmp_path)
     assert_clean_error(res, "--shift-report FILE")
 
 
+def _symmetric(seed: int, n_patients: int) -> pd.DataFrame:
+    """Features centred and symmetric about their medians (a patient effect, a logistic label on five of them)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_patients * 3, 30)) + np.repeat(rng.normal(0, 0.5, (n_patients, 30)), 3, axis=0)
+    beta = np.r_[np.random.default_rng(42).normal(size=5), np.zeros(25)]
+    y = rng.random(len(X)) < 1 / (1 + np.exp(-X @ beta))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(30)])
+    frame.insert(0, "label", np.where(y, "case", "ctrl"))
+    frame.insert(0, "patient_id", [f"P{seed}_{i // 3}" for i in range(len(X))])
+    return frame
+
+
+@pytest.fixture(scope="module")
+def symmetric_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("symmetric")
+    _symmetric(1, 150).to_csv(tmp / "train.csv", index=False)
+    assert run(["train", str(tmp / "train.csv"), "--folds", "2", "--epochs", "5", "--hidden", "", "-o",
+                str(tmp / "m.mlp"), "-q"]).exit_code == 0
+    return str(tmp / "m.mlp")
+
+
+@pytest.mark.parametrize("factor", [100, 300, 1000])
+def test_a_cohort_on_a_scale_hundreds_of_times_larger_is_a_shift(symmetric_model, tmp_path, factor):
+    """Every feature x300: most values past the bound of the spreads measured before the clip, so no SD ratio was
+    measured, and the clipped values' mean did not move: "cohort shift: none", --fail-on-shift passed (x100, x200
+    were caught)."""
+    model = symmetric_model
+    scaled = _symmetric(2, 100)
+    features = [c for c in scaled.columns if c.startswith("g")]
+    scaled[features] = scaled[features] * factor
+    scaled.to_csv(tmp_path / "x.csv", index=False)
+    res = run(["predict", model, str(tmp_path / "x.csv"), "-o", str(tmp_path / "p.csv"), "--fail-on-shift", "shift"])
+    assert_clean_error(res, "reaches --fail-on-shift shift")
+    doc = json.loads(run(["predict", model, str(tmp_path / "x.csv"), "-o", str(tmp_path / "p.csv"), "--json"]).stdout)
+    assert doc["shift"]["level"] == "shift"
+
+
 def test_fail_on_shift_fails_on_features_the_cohort_did_not_measure(trained, tmp_path):
     """Features at 0 in every sample though never 0 in training drew a warning, yet --fail-on-shift let the
     run pass with exit 0 and the summary said 'cohort shift none'."""

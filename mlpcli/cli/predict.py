@@ -115,6 +115,7 @@ def load_model(model_path: str, shift_path: str | None):
 
 
 def shift_table(shift, k: int = 10) -> Table:
+    from ..data.scaling import UNCLIPPED_LIMIT
     from ..predict.shift import shown_number
 
     # the SD ratio of a format-11 model is of the values before robust scaling's clip, which squeezes spread
@@ -124,7 +125,8 @@ def shift_table(shift, k: int = 10) -> Table:
     for col in ("feature", "mean shift (training SD)", ratio):
         table.add_column(col, justify="left" if col == "feature" else "right")
     for row in shift.most_shifted(k):
-        table.add_row(row["feature"], shown_number(row["mean_shift_sd"], "+.2f"), shown_number(row["sd_ratio"], ".2f"))
+        table.add_row(row["feature"], shown_number(row["mean_shift_sd"], "+.2f"),  # at the bound: no ratio measured
+                      f">= {UNCLIPPED_LIMIT:g}" if row.get("at_bound") else shown_number(row["sd_ratio"], ".2f"))
     return table
 
 

@@ -219,10 +219,18 @@ class ShiftReport:
         (``Preprocessor.unclipped``), in training too."""
         new, train = ((self.new_sd_unclipped, self.train_sd_unclipped) if self.unclipped
                       else (self.new_sd, self.train_sd))
-        # most new values held at the bound (far beyond the training values: another scale): not measured (NaN)
-        beyond = (self.new_at_bound > 0.5) if self.unclipped and self.new_at_bound is not None else False
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.filled | beyond, np.nan, new / np.maximum(train, 1e-12))
+            return np.where(self.filled | self.at_bound, np.nan, new / np.maximum(train, 1e-12))
+
+    @property
+    def at_bound(self) -> np.ndarray:
+        """(d,) bool: features most of whose new values lie at the ±UNCLIPPED_LIMIT bound of the values before the
+        clip (UNCLIPPED_LIMIT training scales and more away: another scale), where no SD ratio is measured. Each counts
+        as spread-shifted: a table multiplied by 300 read "cohort shift: none" (its clipped values' mean unmoved, its
+        SD ratio unmeasured) where x100 and x200 were caught."""
+        if not (self.unclipped and self.new_at_bound is not None):
+            return np.zeros(len(self.features), dtype=bool)
+        return ~self.filled & (np.asarray(self.new_at_bound) > 0.5)
 
     def _beyond(self, sd: float, min_n: int) -> np.ndarray:
         if self.units < min_n or not self.checked:
@@ -242,7 +250,7 @@ class ShiftReport:
         if not self.spread_checked:
             return np.zeros(len(self.features), dtype=bool)
         r = np.nan_to_num(self.sd_ratio, nan=1.0)
-        return ~self.filled & ((r > SHIFT_SPREAD_RATIO) | (r < 1 / SHIFT_SPREAD_RATIO))
+        return ~self.filled & ((r > SHIFT_SPREAD_RATIO) | (r < 1 / SHIFT_SPREAD_RATIO) | self.at_bound)
 
     @property
     def absent_checked(self) -> bool:
@@ -365,7 +373,9 @@ class ShiftReport:
             if self.spread_checked:
                 ratio = np.nan_to_num(self.sd_ratio, nan=1.0)
                 spread = np.abs(np.log(np.clip(ratio, 1e-12, None))) / math.log(SHIFT_SPREAD_RATIO)
-                s = np.maximum(s, spread)
+                # at the bound: at least UNCLIPPED_LIMIT scales off, as an SD ratio of that size would score
+                bound = math.log(UNCLIPPED_LIMIT) / math.log(SHIFT_SPREAD_RATIO)
+                s = np.maximum(s, np.where(self.at_bound, np.maximum(spread, bound), spread))
         return np.where(self.filled, 0.0, s)
 
     @property
@@ -381,8 +391,9 @@ class ShiftReport:
         default as `ranking` says."""
         key = self._key(by)
         order = np.argsort(-key, kind="stable")[:k]
-        ms, sr = self.mean_shift, self.sd_ratio
+        ms, sr, bound = self.mean_shift, self.sd_ratio, self.at_bound
         return [{"feature": self.features[j], "mean_shift_sd": _num(ms[j]), "sd_ratio": _num(sr[j]),
+                 "at_bound": bool(bound[j]),  # most values UNCLIPPED_LIMIT scales and more away: no ratio measured
                  "new_mean": _num(self.new_mean[j]), "train_mean": _num(self.train_mean[j])} for j in order]
 
     def to_frame(self) -> pd.DataFrame:
@@ -505,7 +516,8 @@ class ShiftReport:
             bar = f"warning when {SAME_WAY_SHARE:.0%} move one way"
         shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, "
                           + (f"SD x{shown_number(r['sd_ratio'], '.2g')})" if r['sd_ratio'] is not None
-                             else "SD ratio —)")  # not measured: the values beyond the bound of the unclipped SDs
+                             else f"most values beyond {UNCLIPPED_LIMIT:g} training scales)" if r["at_bound"]
+                             else "SD ratio —)")  # not measured
                           for r in self.most_shifted(SHIFT_SHOWN))
         if self.level == "shift":
             return (f"cohort shift: {' and '.join(parts)} ({bar}); most shifted: {shown}."
