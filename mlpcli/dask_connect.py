@@ -22,16 +22,42 @@ def connect(address: str, timeout: float | None = None):
     for an address that cannot be one, a ConfigError when nothing answers there within ``timeout`` seconds,
     or something other than a Dask scheduler does (``_probe_scheduler``)."""
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError("--backend dask needs dask and distributed: pip install dask distributed (the dask extra: "
-                          "python -m pip install '.[dask]' from the mlpcli checkout)") from None
+    check_address(address)
+    from distributed import Client
+
     _probe_scheduler(address, timeout)
     try:
         return Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         raise _unreachable(address, timeout, exc) from None
+
+
+DASK_MISSING = ("--backend dask needs dask and distributed: pip install dask distributed (the dask extra: "
+                "python -m pip install '.[dask]' from the mlpcli checkout)")
+
+
+def check_address(address: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port) of a scheduler ``address``, before any data is read: a ConfigError when distributed
+    cannot be imported (it was "internal error (ModuleNotFoundError ...)" once the table had been read), an
+    OptionError (usage) for an address that cannot be one."""
+    try:
+        from distributed.comm import get_address_host_port, parse_address
+        from distributed.comm.registry import get_backend
+    except ImportError:
+        raise ConfigError(DASK_MISSING) from None
+    try:
+        scheme, _ = parse_address(address)
+        get_backend(scheme)
+        host, port = get_address_host_port(address) if scheme == "tcp" else (None, None)
+    except (ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise OptionError(f"--scheduler {address}: not a Dask scheduler address ({reason}); give it as "
+                          "tcp://HOST:PORT, as `dask scheduler` prints it") from None
+    if scheme == "tcp" and (not host or not isinstance(port, int) or not 0 < port < 65536):
+        # no host, or a port no socket can have: "cannot reach" after the whole timeout read as a busy scheduler
+        raise OptionError(f"--scheduler {address}: not a Dask scheduler address (a host and a port from 1 to 65535 "
+                          "are needed); give it as tcp://HOST:PORT, as `dask scheduler` prints it")
+    return scheme, host, port
 
 
 def _unreachable(address: str, timeout: float, exc: BaseException | None = None) -> ConfigError:
@@ -58,21 +84,9 @@ def _probe_scheduler(address: str, timeout: float) -> None:
     starting in the same batch job), then nothing listening there is "cannot reach"."""
     import asyncio
 
-    from distributed.comm import connect as comm_connect, get_address_host_port, parse_address
-    from distributed.comm.registry import get_backend
+    from distributed.comm import connect as comm_connect
 
-    try:
-        scheme, _ = parse_address(address)
-        get_backend(scheme)
-        host, port = get_address_host_port(address) if scheme == "tcp" else (None, None)
-    except (ValueError, TypeError) as exc:
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise OptionError(f"--scheduler {address}: not a Dask scheduler address ({reason}); give it as "
-                          "tcp://HOST:PORT, as `dask scheduler` prints it") from None
-    if scheme == "tcp" and (not host or not isinstance(port, int) or not 0 < port < 65536):
-        # no host, or a port no socket can have: "cannot reach" after the whole timeout read as a busy scheduler
-        raise OptionError(f"--scheduler {address}: not a Dask scheduler address (a host and a port from 1 to 65535 "
-                          "are needed); give it as tcp://HOST:PORT, as `dask scheduler` prints it")
+    scheme, host, port = check_address(address)
     if scheme != "tcp":  # tls needs the cluster's certificates, inproc is in this process: the Client's own checks
         return
 

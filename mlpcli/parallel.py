@@ -464,9 +464,9 @@ def _run_on_dask(tasks: Sequence[tuple[Callable, tuple]], plan: Plan, shared: Se
     the fits ran on the login node; and when the scheduler and its workers ended together it could wait forever
     for results that a lost connection had cancelled. ``shared`` objects go to the cluster once (scattered) and
     tasks receive them from there."""
+    client = connect(plan.scheduler)  # (first: without distributed, the one-line error naming the extra)
     from distributed import as_completed
 
-    client = connect(plan.scheduler)
     futures: list = []
     try:
         wait_for_a_worker(client, plan.scheduler)

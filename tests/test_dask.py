@@ -91,6 +91,23 @@ def test_unreachable_scheduler_is_a_one_line_error(monkeypatch, tmp_path):
     assert last.startswith("Error: --scheduler tcp://127.0.0.1:") and "dask scheduler" in last
 
 
+@pytest.mark.parametrize("command", [["cv"], ["tune", "--grid", "lr=0.01,0.001"]])
+def test_without_distributed_or_with_a_malformed_address_before_the_table_is_read(monkeypatch, tmp_path, command):
+    """A base install (no dask extra) read the whole table, then said "internal error (ModuleNotFoundError: No
+    module named 'distributed')"; a malformed address did too, where it is a usage error."""
+    import sys
+
+    missing = tmp_path / "missing.csv"  # never read: the options are refused first
+    res = CliRunner().invoke(cli, [*command, str(missing), "--backend", "dask", "--scheduler", "nonsense", *FAST])
+    assert res.exit_code == 2 and "--scheduler nonsense: not a Dask scheduler address" in res.output, res.output
+    for name in ("distributed", "distributed.comm", "distributed.comm.registry"):
+        monkeypatch.setitem(sys.modules, name, None)  # import distributed: ImportError
+    res = CliRunner().invoke(cli, [*command, str(missing), "--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786",
+                                   *FAST])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1] == f"Error: {dask_connect.DASK_MISSING}"
+
+
 def test_scheduler_without_workers_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(dask_connect, "WORKER_TIMEOUT", 1.0)
     with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0", host="127.0.0.1") as empty:

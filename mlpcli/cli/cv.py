@@ -51,6 +51,10 @@ def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | N
     # (so a count back from the end is not this machine's cores): only 0 is refused, and a value given is
     # said to have no effect. The fits' --threads run on the cluster's cores, not this machine's.
     check_n_jobs(n_jobs, local=backend != "dask")
+    if backend == "dask":  # before the table is read: the package, and an address that can be one
+        from ..dask_connect import check_address
+
+        check_address(scheduler)
     if backend != "dask":
         warn_threads(threads)  # the workers x --threads: once the fits are counted (``warn_workers``)
     return Plan(backend=backend, n_jobs=None if backend == "dask" else n_jobs, scheduler=scheduler, threads=threads)
