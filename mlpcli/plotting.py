@@ -9,10 +9,13 @@ partial plot behind.
 
 from __future__ import annotations
 
-import importlib.util
+import atexit
 import io
 import math
 import os
+import shutil
+import sys
+import tempfile
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,26 +39,61 @@ _Y_LABEL_WIDTH = 10  # room for ticks such as "0.000316" or "-3.16e-05"
 TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"  # matplotlib's first two colours: colour-blind safe
 
 
-def plot_format(path: str) -> str:
-    """The file format for ``--plot PATH`` from its extension: png, svg or pdf.
+def plot_format(path: str, option: str = "--plot") -> str:
+    """The file format for ``--plot PATH`` (``option``: the flag that gave it) from its extension: png, svg or pdf.
 
-    Raises OptionError for any other extension, and ConfigError when matplotlib is not installed (both
-    checked before any work is done: a learning curve must not train for minutes and then fail to draw)."""
+    Raises OptionError for any other extension, and ConfigError when matplotlib cannot be imported (both
+    checked before any work is done: a learning curve must not train for minutes and then fail to draw; a
+    broken install, which a look for the package passed, failed as "internal error" after the work)."""
     ext = os.path.splitext(str(path))[1].lower().lstrip(".")
     if ext not in PLOT_FORMATS:
         shown = f"'.{ext}'" if ext else "no extension"
-        raise OptionError(f"--plot {path}: unsupported file type ({shown}); use a .png, .svg or .pdf file name")
-    try:
-        found = importlib.util.find_spec("matplotlib") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise _no_matplotlib(path)
+        raise OptionError(f"{option} {path}: unsupported file type ({shown}); use a .png, .svg or .pdf file name")
+    import_matplotlib(path, option)
     return ext
 
 
-def _no_matplotlib(path: str) -> ConfigError:
-    return ConfigError(f"--plot {path}: drawing needs matplotlib, which this Python cannot import; install it with "
+def import_matplotlib(path: str, option: str = "--plot"):
+    """matplotlib, imported for drawing to files on an Agg canvas, or a ConfigError naming ``option`` and ``path``.
+    Two settings of the environment meant for interactive use are kept out of it: an MPLBACKEND matplotlib does
+    not know (no backend is used here; "Key backend: 'x' is not a valid value" named no variable), and a
+    configuration folder that cannot be written (a read-only HOME: matplotlib's two-line warning about a
+    temporary cache folder, under -q too) — a private temporary folder is given instead (MPLCONFIGDIR)."""
+    if "matplotlib" in sys.modules and sys.modules["matplotlib"] is not None:
+        return sys.modules["matplotlib"]
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "agg"
+    if not os.environ.get("MPLCONFIGDIR") and not _writable_config_dir():
+        folder = tempfile.mkdtemp(prefix="mlpcli-matplotlib-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["MPLCONFIGDIR"] = folder
+    try:
+        import matplotlib
+    except ImportError:
+        raise _no_matplotlib(path, option) from None
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
+    return matplotlib
+
+
+def _writable_config_dir() -> bool:
+    """Whether matplotlib's configuration and cache folders (XDG's, else under HOME) can be made and written."""
+    home = os.path.expanduser("~")
+    for variable, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        folder = os.path.join(os.environ.get(variable) or os.path.join(home, default), "matplotlib")
+        probe = folder
+        while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)  # the nearest folder that exists must take the new one
+        if not (os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK)):
+            return False
+    return True
+
+
+def _no_matplotlib(path: str, option: str = "--plot") -> ConfigError:
+    return ConfigError(f"{option} {path}: drawing needs matplotlib, which this Python cannot import; install it with "
                        "python -m pip install matplotlib (an mlpcli dependency: python -m pip install . from the "
                        "mlpcli checkout brings it)")
 

@@ -72,3 +72,46 @@ def test_explain_plots_say_what_permutation_scores_and_what_grey_bars_are(tmp_pa
     assert res.exit_code == 0, res.output
     svg = (tmp_path / "perm.svg").read_text()
     assert "skill lost when the gene is shuffled" in svg and "score drop" not in svg
+
+
+def _history(tmp_path):
+    t = np.arange(40)
+    path = tmp_path / "h.csv"
+    path.write_text("epoch,train_loss,val_loss\n" + "".join(
+        f"{e + 1},{0.7 * np.exp(-e / 8) + 0.05:.6f},{0.3 + 0.4 * np.exp(-e / 6):.6f}\n" for e in t))
+    return str(path)
+
+
+def test_settings_for_interactive_matplotlib_do_not_reach_a_plot_file(tmp_path):
+    """An MPLBACKEND matplotlib does not know ended the command ("Key backend: 'nonsense' is not a valid value",
+    naming no variable); a HOME that cannot hold matplotlib's folders put its two-line warning on stderr under -q."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "a-file"  # no folder can be made under it: as a read-only HOME
+    home.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env.update(MPLBACKEND="nonsense", HOME=str(home))
+    plot = tmp_path / "d.png"
+    res = subprocess.run([sys.executable, "-m", "mlpcli", "diagnose", _history(tmp_path), "--plot", str(plot), "-q"],
+                         env=env, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_matplotlib_that_cannot_be_imported_is_named_with_the_option_before_any_work(monkeypatch, tmp_path):
+    """A broken install (found, but failing to import) passed the look for the package and ended explain --plot as
+    "internal error (ImportError ...)" after the attributions; --calibration-plot's error named --plot."""
+    import sys
+
+    import pytest
+
+    from mlpcli.errors import ConfigError
+    from mlpcli.plotting import plot_format
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    with pytest.raises(ConfigError, match=r"^--calibration-plot c\.png: drawing needs matplotlib"):
+        plot_format("c.png", "--calibration-plot")
+    with pytest.raises(ConfigError, match=r"^--plot g\.svg: drawing needs matplotlib"):
+        plot_format("g.svg")

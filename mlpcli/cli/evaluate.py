@@ -511,9 +511,9 @@ def evaluate(model_path, data_file, by, bootstrap, seed, net_benefit, operating_
             from ..plotting import plot_format
 
             try:
-                plot_format(path)
+                plot_format(path, flag)
             except ConfigError as exc:
-                raise click.UsageError(str(exc).replace("--plot", flag)) from None
+                raise click.UsageError(str(exc)) from None
             check_writable(path, flag)
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
     model = load_model(model_path, shift_path)

@@ -38,9 +38,9 @@ def plot_explanation(expl: Explanation, path: str, model: Model | None = None, X
     ``before_replacing``: run once the figure is drawn, before the file at ``path`` is replaced (the
     command's other outputs): when it fails, ``path`` is left as it was (a plot from an earlier run
     included), never deleted after the fact."""
+    plot_format(path)  # an unknown extension, or no matplotlib, before any drawing
     from matplotlib import rc_context
 
-    plot_format(path)  # an unknown extension before any drawing
     # gene and class names as written: "$" in one (p$\\frac$q, a probe id) was read as mathtext, and the plot
     # failed with a parser's error; a text takes the setting when it is made
     with rc_context({"text.parse_math": False}):
