@@ -1,4 +1,5 @@
-"""Adam's update compiled into one pass (optional: numba, ``pip install "mlpcli[fast]"``).
+"""Adam's update compiled into one pass (optional: numba, the ``fast`` extra: ``python -m pip install ".[fast]"`` from
+the mlpcli checkout; the package named mlpcli on PyPI is another project).
 
 In NumPy an Adam step is ten passes over the parameters (``engine.optim.Adam``): memory-bound, it took 370 of
 the 950 us of a step of a 2,000-128-64-4 network at batch 32. One compiled loop over the same entries, with the
@@ -171,7 +172,8 @@ def load(dtype="float32", required: bool = False) -> AdamKernel | None:
     why = _failure if _kernel is None else _kernel.verify(dtype)
     if why is not None and required:
         raise ConfigError(f"{ENV}=1 asks for numba's compiled Adam, which cannot be used here ({why}): "
-                          f"pip install \"mlpcli[fast]\", or unset {ENV}")
+                          f"pip install numba (the fast extra: python -m pip install \".[fast]\" from the mlpcli "
+                          f"checkout; the mlpcli on PyPI is another project), or unset {ENV}")
     return _kernel if why is None else None
 
 

@@ -397,6 +397,13 @@ def main() -> None:
             summary += ", " + ", ".join(f"{k}={v}" for k, v in counts.items())
         print(summary)
 
+    try:
+        import anndata
+    except ImportError:  # the tables are written: say what the last file needs rather than end in a traceback
+        print(f"{SC_NAME}: not written: it needs anndata (the h5ad extra: python -m pip install \".[h5ad]\" from the "
+              "mlpcli checkout)")
+        return
+    del anndata  # (make_single_cell imports what it uses)
     adata = make_single_cell(np.random.default_rng(SC_SEED))
     path = write_h5ad(adata, SC_NAME)
     counts = adata.obs["cell_type"].value_counts().reindex(SC_TYPES)
