@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SCORES", "SOURCES", "COHORT", "SET_SEPARATOR", "MAX_ROWS", "ConformalCalibration", "SetPredictor",
+__all__ = ["SCORES", "SOURCES", "COHORT", "CONFORMAL_CHOICES", "SET_SEPARATOR", "MAX_ROWS", "ConformalCalibration", "SetPredictor",
            "class_probabilities", "label_scores", "calibrate", "calibrate_cohort", "group_weights", "uniform_hash",
            "format_sets"]
 
@@ -61,6 +61,8 @@ SCORES = ("aps", "lac")
 # Where a model's calibration rows come from: held out of training (the members', a validation table's, or the
 # members' beside a --refit network), or a labelled cohort of a new population scored by the whole model
 COHORT = "cohort"
+# ``recalibrate --conformal``: the sets of the written model from the labelled cohort, or kept from training
+CONFORMAL_CHOICES = (COHORT, "training")
 SOURCES = ("out-of-fold", "validation", "refit", COHORT)
 # Between the classes of a prediction set in predict's pred_set column ("A|B"): a class name must not hold it.
 SET_SEPARATOR = "|"

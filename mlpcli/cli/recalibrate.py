@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..fileio import write_together
-from ..predict.recalibrate import CONFORMAL_CHOICES
+from ..conformal import CONFORMAL_CHOICES
 from ..recalibration import METHODS, p_text
 from . import SHORT_HELP
 from .console import binary_stdin, check_stdout_open, print_json, stdout_console, Table

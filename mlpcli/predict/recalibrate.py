@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .. import recalibration as recal
-from ..conformal import COHORT, calibrate_cohort
+from ..conformal import CONFORMAL_CHOICES, COHORT, calibrate_cohort
 from ..ood import recalibrated
 from ..data.pieces import DEFAULT_CHUNK_MB
 from ..decision import Decision
@@ -27,10 +27,6 @@ from .run import PredictionRun
 from .trust import Trust, Uncertainty
 
 __all__ = ["RecalibrationResult", "recalibrate", "CONFORMAL_CHOICES"]
-
-# Where the written model's prediction sets take their calibration scores from: the cohort (its own population) or
-# the training rows
-CONFORMAL_CHOICES = (COHORT, "training")
 
 # Fewer samples of the rarest class than this make an update noisy (Steyerberg: about 100 events and 100 non-events
 # to validate a model; an intercept needs fewer): a note says so
