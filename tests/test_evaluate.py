@@ -232,6 +232,13 @@ def test_bootstrap_intervals_resample_patients_and_are_seeded(tmp_path):
     assert (said == []) == (outside == []) and all(k in said[0] for k in outside) if said or outside else True
     rows = evaluate_json(str(tmp_path / "m.mlp"), str(tmp_path / "test.csv"), "--bootstrap", "10", "--no-group")
     assert rows["bootstrap"]["unit"] == "rows" and rows["bootstrap"]["n_units"] == len(test_df)
+    assert not [w for w in rows["warnings"] if w.startswith("--bootstrap:")]  # asked for
+    # a table without the model's patient column: rows resampled, said only as "resamples of 72 rows"
+    test_df.drop(columns="patient_id").to_csv(tmp_path / "nogroup.csv", index=False)
+    lacking = evaluate_json(str(tmp_path / "m.mlp"), str(tmp_path / "nogroup.csv"), "--bootstrap", "10")
+    assert lacking["bootstrap"]["unit"] == "rows"
+    assert any(w.startswith("--bootstrap: the model was trained with patients in 'patient_id', which this table "
+                            "lacks") and "--no-group" in w for w in lacking["warnings"]), lacking["warnings"]
 
 
 def test_bootstrap_of_a_perfect_model_is_degenerate(perfect):

@@ -397,6 +397,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     if bootstrap:
         unit_name = f"{run.plan.roles.group} groups" if groups is not None else "rows"
         units = Units.of(groups, np.arange(len(y)))
+        trained_group = (model.roles or {}).get("group")
+        if groups is None and trained_group and not (roles is not None and roles.no_group):
+            # the only sign was "resamples of 300 rows": with several samples per patient, intervals too narrow
+            result.warnings.append(f"--bootstrap: the model was trained with patients in {trained_group!r}, which "
+                                   f"this table lacks, so its rows are resampled as independent samples: where a "
+                                   "patient gave several, the intervals are too narrow; pass --group COLUMN naming "
+                                   "the patients, or --no-group when each sample is a patient of its own")
         result.bootstrap = {"resamples": int(bootstrap), "unit": unit_name, "n_units": len(units), "seed": seed}
         if len(units) < 2:
             # every resample of one patient is that patient's rows: intervals of width 0 would read as certainty
