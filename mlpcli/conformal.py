@@ -53,7 +53,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SCORES", "SOURCES", "COHORT", "CONFORMAL_CHOICES", "SET_SEPARATOR", "MAX_ROWS", "ConformalCalibration", "SetPredictor",
+__all__ = ["SCORES", "SOURCES", "COHORT", "CONFORMAL_CHOICES", "SET_SEPARATOR", "MAX_ROWS",
+           "ConformalCalibration", "SetPredictor",
            "class_probabilities", "label_scores", "calibrate", "calibrate_cohort", "group_weights", "uniform_hash",
            "format_sets"]
 

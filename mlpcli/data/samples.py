@@ -663,7 +663,8 @@ def refuse_row_number_join(ids: Sequence, join: "SampleJoin", source: str) -> No
     if join.data_id == DEFAULT_ID and len(ids) and holds_row_numbers(pd.Series(list(ids), dtype=object)):
         raise DataError(f"{source}: its first column has no name and numbers the rows (as pandas' to_csv writes its "
                         f"index), so the sample sheet ({join.sheet.said}) would be joined on row numbers, which are no "
-                        "sample ids: write the table with its sample ids, or pass --id naming the column that holds them")
+                        "sample ids: write the table with its sample ids, or pass --id naming the column that holds "
+                        "them")
 
 
 def _same_but_zeros(ours: Sequence[str], sheet_ids: np.ndarray, decimals: bool = False) -> tuple[str, str] | None:

@@ -690,7 +690,8 @@ class UnknownComponent(ValueError):
     """``run(only=...)`` names no component of the suite."""
 
 
-def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = DEFAULT_ATOL, seed: int = 0, only: str | None = None) -> list[CheckResult]:
+def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = DEFAULT_ATOL, seed: int = 0,
+        only: str | None = None) -> list[CheckResult]:
     """The whole gradient-check suite (or the components matching ``only``), seeded."""
     if not 0 < eps < np.inf or not tol > 0 or not atol >= 0:  # NaN fails every comparison
         raise ValueError("eps must be finite and > 0, tol > 0 and atol >= 0")

@@ -42,9 +42,9 @@ _LINKS = {  # task -> output activation of the loss -> how many outputs (None: o
 HISTORY_NUMBERS = frozenset({"member", "epoch", "train_loss", "val_loss", "train_loss_eval", "penalty", "train_metric",
                              "val_metric", "lr", "best_epoch", "seconds"})
 # The held-out metrics with a range of their own (the others: any number)
-METRIC_RANGES = {**{k: (0.0, 1.0) for k in ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "npv",
-                                             "f1", "f1_macro", "f1_micro", "f1_weighted", "roc_auc", "roc_auc_ovr",
-                                             "average_precision", "ece", "hamming_loss")},
+METRIC_RANGES = {**{k: (0.0, 1.0) for k in ("accuracy", "balanced_accuracy", "precision", "recall", "specificity",
+                                             "npv", "f1", "f1_macro", "f1_micro", "f1_weighted", "roc_auc",
+                                             "roc_auc_ovr", "average_precision", "ece", "hamming_loss")},
                  "mcc": (-1.0, 1.0), "log_loss": (0.0, None), "brier": (0.0, 2.0), "rmse": (0.0, None),
                  "mae": (0.0, None)}
 
@@ -704,8 +704,8 @@ class ModelFields:
                 self.whole(count, join_key(f"split.{key}", label), 0, 2**63 - 1)
             rows = split.get(f"n_{key.rsplit('_', 1)[1]}")
             # a class's samples, one class each: they add up to the rows (info said "A (1), B (2) ... in the 400 rows")
-            if key.startswith("class") and meta.get("task") in ("binary", "multiclass") and counts and rows is not None \
-                    and sum(counts.values()) != rows:
+            decided = meta.get("task") in ("binary", "multiclass")
+            if key.startswith("class") and decided and counts and rows is not None and sum(counts.values()) != rows:
                 self.fail(f"split.{key}", f"must add up to split.n_{key.rsplit('_', 1)[1]} = {rows}, got "
                                           f"{sum(counts.values())}")
         baseline = self.present(meta, "baseline", {}, "baseline")
