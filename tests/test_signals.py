@@ -758,6 +758,15 @@ def test_a_stop_signal_after_the_last_exit_handler_is_ignored():
     assert "after the signals" in res.stdout and "Interrupted" not in res.stderr
 
 
+def _ends_with_sigterm_after_the_command(code: str) -> None:
+    """Run ``code`` (an `mlpcli --version` that SIGTERM stops once its work is done): exit 143, and the last line
+    says the outputs are complete."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 143, (res.returncode, res.stderr)
+    assert res.stderr.strip().endswith("Interrupted by SIGTERM after the command had ended: its outputs and the "
+                                       "lines above are complete."), res.stderr
+
+
 def test_a_stop_signal_during_the_exit_handlers_still_ends_with_its_code():
     """Before the last handler the console script's own handler is in force: one line, 128 + the signal."""
     code = ("import atexit, os, signal, sys, time\n"
@@ -770,10 +779,7 @@ def test_a_stop_signal_during_the_exit_handlers_still_ends_with_its_code():
             "    finally:\n"
             "        atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(5)))\n"
             "main()\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 143, (res.returncode, res.stderr)
-    assert res.stderr.strip().endswith("Interrupted by SIGTERM after the command had ended: its outputs and the "
-                                       "lines above are complete.")
+    _ends_with_sigterm_after_the_command(code)
 
 
 def test_a_stop_signal_while_the_summary_is_printed_says_the_model_is_written(tmp_path):
@@ -874,7 +880,4 @@ def test_a_stop_signal_as_the_worker_processes_are_ended_says_the_command_had_en
             "    time.sleep(5)\n"
             "cli.shutdown_workers = shutdown\n"
             "_entry.main()\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 143, (res.returncode, res.stderr)
-    assert res.stderr.strip().endswith("Interrupted by SIGTERM after the command had ended: its outputs and the "
-                                       "lines above are complete."), res.stderr
+    _ends_with_sigterm_after_the_command(code)

@@ -176,18 +176,16 @@ class TuneResult:
         from ..predict.output import EXACT_FLOATS
 
         if self.nested is None:
-            frame = pd.DataFrame([row(p) for p in self.points])
-            frame.attrs[EXACT_FLOATS] = True  # a setting's value written as given (0.0012345678 read 0.00123457)
-            return frame
-        # the tuning on all data first (scope "all"), then each outer fold's inner tuning
-        rows = [{**row(p, scope="all"), "chosen": p.rank == 1, f"outer_{self.metric}": None} for p in self.points]
-        for o in self.nested:
-            for p in o.inner:
-                chosen = p.setting == o.chosen
-                rows.append({**row(p, scope=f"outer fold {o.fold + 1}"), "chosen": chosen,
-                             f"outer_{self.metric}": finite(o.score) if chosen else None})
+            rows = [row(p) for p in self.points]
+        else:  # the tuning on all data first (scope "all"), then each outer fold's inner tuning
+            rows = [{**row(p, scope="all"), "chosen": p.rank == 1, f"outer_{self.metric}": None} for p in self.points]
+            for o in self.nested:
+                for p in o.inner:
+                    chosen = p.setting == o.chosen
+                    rows.append({**row(p, scope=f"outer fold {o.fold + 1}"), "chosen": chosen,
+                                 f"outer_{self.metric}": finite(o.score) if chosen else None})
         frame = pd.DataFrame(rows)
-        frame.attrs[EXACT_FLOATS] = True
+        frame.attrs[EXACT_FLOATS] = True  # a setting's value written as given (0.0012345678 read 0.00123457)
         return frame
 
 

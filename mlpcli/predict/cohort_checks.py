@@ -102,7 +102,7 @@ def temperature_warning(model: Model, out: np.ndarray, y: np.ndarray, calibratio
     moderate, and a temperature above 1 moderates it further (3 members of 200 genes x 200 rows: log loss 0.352 →
     0.411, ECE 0.057 → 0.115 on exchangeable samples). None otherwise (no temperature, a recalibrated model,
     --prevalence, weighted classes: their own warnings speak)."""
-    from ..calibration import temper
+    from ..calibration import logits_of, row_log_losses, temper
     from ..metrics_resampled import cluster_se
 
     link = model.output_activation()
@@ -112,7 +112,8 @@ def temperature_warning(model: Model, out: np.ndarray, y: np.ndarray, calibratio
             or len(y) < 20 or None in (calibration.get("ece_before"), calibration.get("ece_after"))):
         return None
     after = np.asarray(out, dtype=np.float64)
-    losses = [_row_losses(P, np.asarray(y).reshape(-1), link) for P in (temper(after, 1.0 / float(T), link), after)]
+    codes = np.asarray(y).reshape(-1)
+    losses = [row_log_losses(logits_of(P, link), codes, link) for P in (temper(after, 1.0 / float(T), link), after)]
     d = losses[1] - losses[0]  # > 0 where the temperature made the truth less probable
     if not (d.mean() > 2 * cluster_se(d, groups) and calibration["ece_after"] > calibration["ece_before"]):
         return None
@@ -124,16 +125,6 @@ def temperature_warning(model: Model, out: np.ndarray, y: np.ndarray, calibratio
             f"errors{', patients as clusters' if groups is not None else ''}{why}); they are too "
             f"{'moderate' if float(T) > 1 else 'extreme'} here — `mlpcli recalibrate MODEL LABELLED_TABLE -o NEW` fits "
             "them to labelled samples of this population (judge NEW on others)")
-
-
-def _row_losses(P: np.ndarray, y: np.ndarray, link: str) -> np.ndarray:
-    """-log of the probability each row's truth gets (n,): P (n, k) softmax with y class indices, or a binary
-    model's (n, 1) probability of the positive class with y 0/1."""
-    tiny = np.finfo(np.float64).tiny
-    if link == "softmax":
-        return -np.log(np.maximum(P[np.arange(len(y)), y.astype(np.int64)], tiny))
-    p = P.reshape(-1)
-    return -np.log(np.maximum(np.where(y.astype(bool), p, 1.0 - p), tiny))
 
 
 def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray, mix=None) -> list[str]:
