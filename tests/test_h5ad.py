@@ -309,8 +309,10 @@ def test_gene_identifier_mismatch_names_the_option(files, tmp_path):
     # the other way round: --var-names given, but the model's names are the var index
     result = run(["predict", files["model"], files["sparse"], "--var-names", "symbol", "-o", str(out)])
     assert_clean_error(result, "gene identifiers differ", "leave out --var-names")
-    # nowhere to be found, even with --fill-missing mean: never a prediction on no genes
+    # nowhere to be found (nor in .raw, which --raw would read), even with --fill-missing mean: never a prediction
+    # on no genes
     adata.var = pd.DataFrame(index=[f"X{j}" for j in range(40)])
+    del adata.raw
     result = run(["predict", files["model"], write(adata, tmp_path / "other.h5ad"), "--fill-missing", "mean",
                   "-o", str(tmp_path / "q.csv")])
     assert_clean_error(result, "none of the model's")

@@ -32,7 +32,7 @@ from ..errors import DataError, OptionError
 from .compressed import index_problem, signed_index, sparse_values, structure_problem
 from .conventions import JOINED_ATTR, SOURCE_ATTR
 from ..text import quoted
-from .names import count_matches, name_key
+from .names import count_matches, id_kind, name_key
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
            "write_obs_columns"]
@@ -303,11 +303,13 @@ class H5ad:
                                 f"{quoted(self.var.columns, 8) or 'none'} (or var_names, the index){why}")
             values, what = self.var[column], f"var column {column!r} (--var-names)"
         values = pd.Series(plain_values(values))
-        if values.isna().any():
-            raise DataError(f"{self.path}: {what} has {int(values.isna().sum())} missing gene names; pick another "
+        unnamed = values.isna().to_numpy()
+        if unnamed.any() and self._needed is None:  # training: every gene read needs its name
+            raise DataError(f"{self.path}: {what} has {int(unnamed.sum())} missing gene names; pick another "
                             "--var-names column")
-        if column is not None and (values.dtype.kind in "bc" or (values.dtype.kind == "f" and (
-                values != np.round(values)).any())):
+        named = values[~unnamed]
+        if column is not None and (named.dtype.kind in "bc" or (named.dtype.kind == "f" and (
+                named != np.round(named)).any())):
             # a measurement (gene length, mean expression) or a flag (highly_variable): names like '3.5' or 'True'
             # would match no other file's genes; whole numbers may be Entrez ids, and pass
             texts = [c for c in self.var.columns if _is_text(self.var[c])]
@@ -315,7 +317,16 @@ class H5ad:
                             f"{'true/false flags' if values.dtype.kind == 'b' else 'measurements'} "
                             f"({', '.join(map(str, values.iloc[:3]))}, ...), not gene names; its text columns: "
                             f"{quoted(texts, 8) or 'none'} (or var_names, the index)")
+        if unnamed.any() and named.dtype.kind == "f":  # whole numbers (Entrez ids) made floats by the missing ones
+            values = values.astype(object).where(unnamed, named.astype(np.int64).astype(str))
         names = [str(v) for v in values]
+        if unnamed.any():
+            # predict: a gene without a name is none of the model's genes found by name (a symbol column lacks
+            # some loci's); each gets a name no model gene has, and the missing-feature rules judge the rest
+            for j in np.flatnonzero(unnamed):
+                names[j] = f"(gene {j + 1} of {what}: no name)"
+            self.notes.append(f"{int(unnamed.sum())} genes have no name in {what}; left out (the model's genes are "
+                              "found by their names)")
         counts = Counter(names)
         repeats = [(n, k) for n, k in counts.items() if k > 1]
         if not repeats:
@@ -557,12 +568,20 @@ class H5ad:
             return
         best, best_found = None, found
         candidates = [] if self.var_names_column is None else [None]
-        candidates += [c for c in self.var.columns if c != self.var_names_column and _is_text(self.var[c])]
+        # text columns, and whole-number ones (Entrez ids are stored as integers), as ``_names`` reads them
+        candidates += [c for c in self.var.columns if c != self.var_names_column and _may_hold_names(self.var[c])]
         for column in candidates:
             values = self.var.index if column is None else self.var[column]
-            n = count_matches(wanted, plain_values(values))
+            n = count_matches(wanted, [str(v) for v in plain_values(values)])
             if n > best_found:
                 best, best_found = column, n
+        keys = {name_key(n) for n in self.feature_names}
+        absent = [w for w in wanted if name_key(w) not in keys]  # the model's names the file's do not hold
+        in_raw = self._raw_matches(wanted)
+        if in_raw > max(found, best_found):  # a highly-variable-gene subset in .X, every gene in .raw (scanpy's way)
+            raise DataError(f"{self.path}: only {found:,} of the model's {len(wanted):,} features are among the genes "
+                            f"of {self.matrix_name} (e.g. not {quoted(absent[:2])}), but {in_raw:,} are among .raw's "
+                            "(a subset of genes kept in .X, all of them in .raw?); pass --raw")
         if best_found > found:
             if best is None:
                 fix = "leave out --var-names (or pass --var-names var_names)" if given_var_names else \
@@ -572,13 +591,26 @@ class H5ad:
                 fix, where = f"pass --var-names {best}", f"var column {best!r}"
             raise DataError(f"{self.path}: gene identifiers differ from the model's — only {found:,} of the model's "
                             f"{len(wanted):,} features are among the file's {self.names_from}, but {best_found:,} are "
-                            f"in {where} (e.g. model {quoted(wanted[:2])}, file {quoted(self.feature_names[:2])}); "
-                            f"{fix}")
+                            f"in {where} (e.g. the model's {quoted(absent[:2])} are not among the file's "
+                            f"{self.names_from}, which start {quoted(self.feature_names[:2])}); {fix}")
         if found == 0:
+            model_kind, file_kind = id_kind(wanted), id_kind(self.feature_names)
+            kinds = (f"the model's features are {model_kind}, the file's {file_kind}" if model_kind != file_kind else
+                     "Ensembl ids vs symbols?")
             raise DataError(f"{self.path}: none of the model's {len(wanted):,} features is among the file's "
                             f"{self.names_from} or any var column (e.g. model {quoted(wanted[:3])}, file "
-                            f"{quoted(self.feature_names[:3])}); gene identifiers differ (Ensembl ids vs symbols?) "
+                            f"{quoted(self.feature_names[:3])}); gene identifiers differ ({kinds}) "
                             "— map them to the model's before predicting")
+
+    def _raw_matches(self, wanted: Sequence[str]) -> int:
+        """How many of `wanted` name genes of .raw (its var index), when this reads another matrix; 0 without one."""
+        f = getattr(self, "file", None)  # (none for a 10x directory, read by the same checks)
+        if f is None or self.matrix_name == ".raw.X" or "raw" not in f or "X" not in f["raw"] or "var" not in f["raw"]:
+            return 0
+        try:
+            return count_matches(wanted, [str(v) for v in plain_values(self._read_elem(f["raw"]["var"]).index)])
+        except _READ_ERRORS:
+            return 0
 
     def close(self) -> None:
         file = getattr(self, "file", None)
@@ -605,6 +637,12 @@ def h5py_dataset():
     import h5py
 
     return h5py.Dataset
+
+
+def _may_hold_names(column) -> bool:
+    """Whether a var column may hold gene names: text, or whole numbers (Entrez ids), as ``H5ad._names`` reads."""
+    dtype = getattr(column, "dtype", None)
+    return _is_text(column) or (dtype is not None and dtype.kind in "iu")
 
 
 def _is_text(column) -> bool:

@@ -127,6 +127,30 @@ def match_names(wanted: Sequence[str], columns: Iterable[str], *, source: str,
     return result
 
 
+# Kinds of gene identifier, told apart by their form, for the errors when a table or an .h5ad file has few of the
+# model's features: a table of Ensembl ids for a model of symbols (or the reverse) is the usual cause, and the error
+# then says so instead of asking in general whether it is the right table. The first pattern that matches
+# most of a side's names names its kind; names that match none are "gene symbols or other names".
+ID_KINDS = (
+    ("Ensembl ids", r"ens[a-z]*\d{11}(\.\d+)?"),
+    ("numbers written with a decimal point (ids read as floats?)", r"\d+\.0+"),
+    ("numeric ids (Entrez?)", r"\d+"),
+    ("RefSeq accessions", r"[nx][mr]_\d+(\.\d+)?"),
+    ("array probe ids", r"(\d+_([a-z]_)*at|ilmn_\d+|a_\d+_p\d+)"),
+)
+ID_SAMPLE = 1000  # names of each side looked at
+
+
+def id_kind(names: Sequence[str]) -> str:
+    """The kind of gene identifier (``ID_KINDS``) most of `names` are, by their form."""
+    names = [str(n).strip().casefold() for n in names[:ID_SAMPLE]]
+    for kind, pattern in ID_KINDS:
+        rule = re.compile(pattern)
+        if names and 2 * sum(rule.fullmatch(n) is not None for n in names) > len(names):
+            return kind
+    return "gene symbols or other names"
+
+
 def count_matches(wanted: Iterable[str], names: Iterable[object]) -> int:
     """How many of `wanted` appear among `names` by the module's rule (ambiguity aside): for judging
     which of several candidate name lists (var columns, a table's first column) holds the model's names."""

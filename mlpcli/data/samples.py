@@ -356,6 +356,12 @@ class SampleJoin:
             self.data_id = DEFAULT_ID
             self._how = f"{self.source}'s {DEFAULT_ID!r} to the sheet's {key!r}"
         else:
+            in_header = int(sheet.index.isin([k for k in id_texts(table_columns) if k is not None]).sum())
+            if in_header >= min(2, sheet.index.size) and 2 * in_header > len(table_columns) - 1:
+                # the header is the sheet's sample ids: genes x samples, as GEO and DESeq2 write it
+                raise DataError(f"{self.source}: its header holds {in_header:,} of the sample ids of {sheet.said} "
+                                f"(e.g. {quoted(table_columns[1:3])}): the table has the samples as columns and the "
+                                "features as rows; pass --features-in-rows")
             chosen = "--id" if sheet.id_given else "its first column; --id to choose another"
             raise DataError(f"{sheet.said}: its id column {key!r} ({chosen}) is not a column of "
                             f"{self.source}; the sample ids must be in a column of that name in both files "

@@ -19,7 +19,7 @@ from ..data.conventions import DECIMAL_ATTR
 from ..data.cells import decimal_advice, first_non_number
 from ..text import counted
 from ..data.limits import first_beyond_limit, value_limit_message
-from ..data.names import comment_line_hint, count_matches, match_names, name_key, species_warning
+from ..data.names import comment_line_hint, count_matches, id_kind, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
 from ..model_io import Model
 from ..data.roles import listed_names, missing_columns_error
@@ -248,8 +248,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
             _check_layout(kept, int(present.sum()), first_cells, flags.features_in_rows, source)
         lacks = (f"{source} lacks {len(missing):,} of the {len(kept):,} features the model uses "
                  f"({_percent(share)}): {quoted(missing)}")
-        dropped_set = set(drop)
-        removed = [f for f in missing if f in dropped_set]
+        dropped = {name_key(d) for d in drop}  # by the matching rule: --drop names the table's column, as written
+        removed = [f for f in missing if name_key(f) in dropped]
         if removed:  # the table has them: the option took them out
             lacks = (f"--drop removes {len(removed):,} of the {len(kept):,} features the model uses: {quoted(removed)}"
                      + (f"; {source} lacks {len(missing) - len(removed):,} more" if len(removed) < len(missing) else ""))
@@ -424,37 +424,13 @@ def _ceil2(share: float) -> float:
     return min(1.0, math.ceil(share * 100 - 1e-9) / 100)
 
 
-# Kinds of gene identifier, told apart by their form, for the error when a table has few of the model's
-# features: a table of Ensembl ids for a model of symbols (or the reverse) is the usual cause, and the error
-# then says so instead of asking in general whether it is the right table. The first pattern that matches
-# most of a side's names names its kind; names that match none are "gene symbols or other names".
-_ID_KINDS = (
-    ("Ensembl ids", r"ens[a-z]*\d{11}(\.\d+)?"),
-    ("numbers written with a decimal point (ids read as floats?)", r"\d+\.0+"),
-    ("numeric ids (Entrez?)", r"\d+"),
-    ("RefSeq accessions", r"[nx][mr]_\d+(\.\d+)?"),
-    ("array probe ids", r"(\d+_([a-z]_)*at|ilmn_\d+|a_\d+_p\d+)"),
-)
-_ID_SAMPLE = 1000  # names of each side looked at
-
-
-def _id_kind(names: Sequence[str]) -> str:
-    """The kind of gene identifier (``_ID_KINDS``) most of `names` are, by their form."""
-    names = [str(n).strip().casefold() for n in names[:_ID_SAMPLE]]
-    for kind, pattern in _ID_KINDS:
-        rule = re.compile(pattern)
-        if names and 2 * sum(rule.fullmatch(n) is not None for n in names) > len(names):
-            return kind
-    return "gene symbols or other names"
-
-
 def _identifier_hint(missing: Sequence[str], candidates: Sequence[str]) -> tuple[str, bool]:
     """For a table lacking most of the model's features: what the table's other columns (`candidates`: those
     no role takes) look like, and whether they are another kind of identifier than the model's missing
     features (``_id_kind``; then the text names both kinds); ("", False) without such columns."""
     if not candidates:
         return "", False
-    model_kind, table_kind = _id_kind(missing), _id_kind(candidates)
+    model_kind, table_kind = id_kind(missing), id_kind(candidates)
     if model_kind == table_kind or 10 * len(candidates) < len(missing):  # a few annotation columns: no genes
         return f"its other columns are {quoted(candidates, 3)}", False
     return (f"gene identifiers differ: the model's features are {model_kind}, the table's other columns "

@@ -183,13 +183,21 @@ class ShiftReport:
         # the clip's inverse leaves round-off where a mean is 0 (-6.6e-14): shown as 0
         new, train = (np.where(np.abs(v) < 1e-9 * np.maximum(train_sd, 1e-300), 0.0, v)
                       for v in (unscale(self.new_mean), unscale(self.train_mean)))
+        def written(j: int) -> str:  # a log1p model's means are of log(1 + x): what they are as the table writes them
+            if not self.log1p:
+                return ""
+            with np.errstate(over="ignore"):
+                back = np.expm1([new[j], train[j]])
+            return f" (about {shown_number(back[0], '.3g')} against {shown_number(back[1], '.3g')} as written)"
+
         shown = "; ".join(f"{self.features[j]!r}: mean {shown_number(new[j], '.4g')} against "
-                          f"{shown_number(train[j], '.4g')} ± {shown_number(train_sd[j], '.2g')} in training"
+                          f"{shown_number(train[j], '.4g')} ± {shown_number(train_sd[j], '.2g')} in training{written(j)}"
                           for j in far[:SHIFT_SHOWN])
         k = len(far)
         more = f"; and {k - SHIFT_SHOWN} more" if k > SHIFT_SHOWN else ""
+        scale = ", of log(1 + x) of the values, the scale the model reads" if self.log1p else ""
         return (f"{'1 feature lies' if k == 1 else f'{k:,} features lie'} far from {'its' if k == 1 else 'their'} "
-                f"training values across the cohort (mean beyond {self.far_bar:.3g} training SDs: {shown}{more}): "
+                f"training values across the cohort (mean beyond {self.far_bar:.3g} training SDs{scale}: {shown}{more}): "
                 "another unit, normalisation or a column mix-up — or a cohort of one rare class, whose markers lie "
                 "that far in training too? Values beyond the training range the model reads as extremes, which move "
                 "its predictions whatever the other features say (--shift-report)")
