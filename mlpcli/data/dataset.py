@@ -16,8 +16,8 @@ import pandas as pd
 from ..errors import ConfigError, DataError, OptionError
 from ..text import quoted
 from ..centred_rows import is_sparse
-from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, typed_as_written,
-                    visible)
+from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, one_number_groups,
+                    typed_as_written, visible)
 from .conventions import DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, JOINED_ATTR, SOURCE_ATTR, TASKS
 from .labels import label_key
 from .samples import refuse_row_number_join
@@ -232,15 +232,20 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
 
 def _warn_near_groups(groups: np.ndarray, name: str, warn: list[str]) -> None:
     """A warning when patient (group) ids differ only in letter case, spaces or Unicode form ('P01' and 'P01 ',
-    as a spreadsheet keeps a stray space; 'Zoë' typed and pasted): read as written, they are two patients, whose samples the split
-    may then put on both sides — the leak the grouping is there to prevent."""
-    near = near_spellings(pd.unique(groups))
-    if near:
-        shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
-        warn.append(f"--group {name!r} holds ids that differ only in {SPELLING_WORDS}: {shown}"
-                    f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are split as different "
-                    "patients, so one patient's samples can be on both sides of a split — write each id one way "
-                    "if they are one")
+    as a spreadsheet keeps a stray space; 'Zoë' typed and pasted), or read as one number ('7', '7.0', '007'): read as
+    written, they are two patients, whose samples the split may then put on both sides — the leak the grouping is
+    there to prevent (random labels of 60 patients, each sample's id written '7' or '7.0': out-of-fold balanced
+    accuracy 0.76 for 0.54)."""
+    unique = pd.unique(groups)
+    for near, how in ((near_spellings(unique), SPELLING_WORDS),
+                      # '7', '7.0' and '007': one number written three ways, as a spreadsheet or a join mixes them
+                      (one_number_groups(str(g) for g in unique), "how one number is written")):
+        if near:
+            shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
+            warn.append(f"--group {name!r} holds ids that differ only in {how}: {shown}"
+                        f"{f' and {len(near) - 3} more' if len(near) > 3 else ''}; they are split as different "
+                        "patients, so one patient's samples can be on both sides of a split — write each id one way "
+                        "if they are one")
 
 
 def _mean_count(total: int, parts: int) -> str:

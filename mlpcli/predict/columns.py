@@ -8,6 +8,7 @@ import difflib
 import os
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -178,6 +179,13 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         for candidate in (trained, *defaults):  # the training role first, then the usual defaults
             if candidate and candidate in present_set and candidate not in model_features and candidate not in drop:
                 return candidate
+        for candidate in (trained, *defaults):  # as the features are matched: letter case and spaces aside
+            loose = [c for c in columns if candidate and name_key(c) == name_key(candidate)
+                     and c not in model_features and c not in drop]
+            if len(loose) == 1:
+                notes.append(f"{flag[2:]} column {loose[0]!r} read as {candidate!r} (the names differ only in letter "
+                             f"case or spaces; {flag} names another)")
+                return loose[0]
         return None
 
     group = role("--group", flags.group, mroles.get("group"), data.DEFAULT_GROUPS, allowed=not flags.no_group)
@@ -210,6 +218,12 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                                 "pass the model's columns to --target")
     elif found:
         notes.append(f"ignored the target column{'s' * (len(found) > 1)} {quoted(found)} (not needed to predict)")
+    else:  # a label column spelt otherwise is not read as the labels (explain then explains the predicted classes)
+        near = [(c, t) for t in targets for c in columns if c != t and name_key(c) == name_key(t) and c not in drop]
+        if near:
+            c, t = near[0]
+            warns.append(f"{source} has no target column {t!r} but {c!r}, which differs from it only in letter case "
+                         f"or spaces: it is not read as the labels (--target {shlex.quote(c)} reads it)")
     clash = [t for t in found if t in (group, id_col, batch) or t in model_features]
     if clash:
         roles_of = {"--group": (group, flags.group, "patient (group)"), "--id": (id_col, flags.id, "id"),
@@ -477,7 +491,7 @@ def _raise_non_numeric(frame: pd.DataFrame, columns: Sequence[str], source: str,
         row, j, value, _ = found
         raise DataError(f"{source}: feature column {columns[j]!r} holds the non-numeric value {str(value)!r} at "
                         f"{row_label(first_row, row, ids)}; features must be numbers"
-                        f"{decimal_advice(value, decimal)}")
+                        f"{decimal_advice(value, decimal, DECIMAL_ATTR in frame.attrs)}")
 
 
 def present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: np.ndarray | None) -> np.ndarray:
