@@ -546,14 +546,25 @@ def _network_checks(rng, eps, tol, atol):
                 notes.append("batchnorm in training mode")
             name = f"network:{_describe(cfg)} / {_loss_label(loss_name, lparams, k)[5:]}"
             w = rng.uniform(0.5, 2.0, size=n)
-            yield check_network(net, loss, X, y, w, pen, True, eps, tol, atol, name, "; ".join(notes))
-    yield _large_network_check(rng, eps, tol, atol)
+            yield Pending(name, lambda net=net, loss=loss, X=X, y=y, w=w, pen=pen, name=name, notes=notes:
+                          check_network(net, loss, X, y, w, pen, True, eps, tol, atol, name, "; ".join(notes)))
+    yield Pending(LARGE_NETWORK_NAME, lambda: _large_network_check(rng, eps, tol, atol))
+
+
+@dataclass
+class Pending:
+    """A check not made yet: its component name, and the call that makes it (``run`` makes only those ``--only``
+    selects, at once, before the group's next draw: the same numbers as in the whole suite)."""
+
+    component: str
+    make: Callable[[], CheckResult]
 
 
 # The paths the small networks above never take and training does: a product of more rows than layers.FEW_ROWS
 # (x W^T directly, as minibatches of 64 and more, full-batch L-BFGS and prediction blocks make it), and a layer large
 # enough that dL/dW is made in row blocks (``weight_grad_rows``). A wide layer's entries are sampled.
 LARGE_NETWORK = dict(rows=64, d=1024, hidden=1024, k=3, entries=15)
+LARGE_NETWORK_NAME = f"network:[{LARGE_NETWORK['hidden']}] tanh / ce, {LARGE_NETWORK['rows']} rows"
 # Its tolerance at least: a central difference through sums of a thousand terms carries their round-off (~1e-15 of
 # f over 2 eps, 5e-7 of a 3e-3 gradient: 4e-7 to 9.8e-7 over six seeds, at eps 1e-6 to 1e-4 alike); a wrong
 # product or a missing block is off by 1e-2 and more
@@ -569,7 +580,7 @@ def _large_network_check(rng, eps, tol, atol) -> CheckResult:
     y = rng.integers(0, cfg["k"], size=cfg["rows"])
     blocks = len(weight_grad_rows(cfg["hidden"], cfg["d"]))
     assert cfg["rows"] > FEW_ROWS and blocks > 1  # the paths this check is for
-    name = f"network:[{cfg['hidden']}] tanh / ce, {cfg['rows']} rows"
+    name = LARGE_NETWORK_NAME
     note = (f"more rows than {FEW_ROWS} (the direct x W^T product) and dL/dW in {blocks} row blocks; "
             f"{cfg['entries']} sampled entries per array")
     if tol < LARGE_NETWORK_TOL:
@@ -682,8 +693,12 @@ GROUPS = {
 
 
 def components(seed: int = 0) -> list[str]:
-    """Names of every component the suite checks."""
-    return [r.component for r in run(seed=seed, eps=1e-3, tol=np.inf)]
+    """Names of every component the suite checks (the networks' named without being checked)."""
+    names = []
+    for group, make in GROUPS.items():
+        rng = np.random.default_rng([seed, zlib.crc32(group.encode())])
+        names += [r.component for r in make(rng, 1e-3, np.inf, DEFAULT_ATOL)]
+    return names
 
 
 class UnknownComponent(ValueError):
@@ -704,7 +719,7 @@ def run(eps: float = 1e-6, tol: float = 1e-6, atol: float = DEFAULT_ATOL, seed: 
             continue
         for res in make(rng, eps, tol, atol):
             if only is None or _matches(res.component, only):
-                results.append(res)
+                results.append(res.make() if isinstance(res, Pending) else res)
     if only and not results:
         raise UnknownComponent(f"no gradcheck component matches {only!r}; try a group ({', '.join(GROUPS)}) or a name such as 'activation:gelu', 'loss:focal', 'layer:batchnorm'")
     return results
