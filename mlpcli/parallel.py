@@ -583,12 +583,33 @@ def _no_room_to_share(exc: BaseException) -> TrainingError | None:
         seen.add(id(cause))
         if isinstance(cause, OSError) and cause.errno in _NO_ROOM:
             return _no_room_error(cause.strerror or os.strerror(cause.errno))
+        # (joblib's folder named in it: a task's own PermissionError is not about the folder)
+        if isinstance(cause, OSError) and cause.errno in _UNUSABLE and "joblib" in str(cause.filename):
+            return _unusable_folder_error(cause.strerror or os.strerror(cause.errno), cause.filename)
         # loky's feeder thread hands the OSError on as its traceback's text (a _RemoteTraceback)
-        remote = re.search(r"OSError: \[Errno (\d+)\] ([^\n]*)", str(cause)) if "Traceback" in str(cause) else None
+        remote = re.search(r"(?:OSError|Error): \[Errno (\d+)\] ([^\n:]*)", str(cause)) if "Traceback" in str(cause) \
+            else None
         if remote is not None and int(remote.group(1)) in _NO_ROOM:
             return _no_room_error(remote.group(2).strip())
+        if remote is not None and int(remote.group(1)) in _UNUSABLE and "joblib" in str(cause):
+            return _unusable_folder_error(remote.group(2).strip(), None)
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+# What a temporary folder that cannot be written says: read-only, not a directory (a file by that name), no permission
+_UNUSABLE = {errno.EROFS, errno.ENOTDIR, errno.EACCES, errno.EPERM}
+
+
+def _unusable_folder_error(reason: str, filename) -> TrainingError:
+    """The one-line error when joblib's temporary folder (JOBLIB_TEMP_FOLDER, else /dev/shm or TMPDIR) cannot take
+    the arrays shared with the worker processes."""
+    folder = os.environ.get("JOBLIB_TEMP_FOLDER")
+    where = (f"JOBLIB_TEMP_FOLDER={folder}" if folder else
+             "joblib's temporary folder" + (f" ({os.path.dirname(str(filename))})" if filename else ""))
+    return TrainingError(f"cannot share the data with the worker processes that run fits side by side: {where} "
+                         f"cannot be written ({reason.lower()}); point JOBLIB_TEMP_FOLDER at a writable folder (or "
+                         "unset it), or run the fits in this process with --n-jobs 1")
 
 
 def _no_room_error(reason: str) -> TrainingError:

@@ -185,3 +185,46 @@ def test_no_room_to_share_the_data_with_worker_processes_is_one_line_naming_the_
     res = mlpcli(*common, "--n-jobs", "1", "-o", tmp_path / "m.mlp", capture_output=True, text=True, preexec_fn=limit)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "m.mlp").stat().st_size < 1_000_000
+
+
+def test_a_joblib_temp_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    """JOBLIB_TEMP_FOLDER naming a file (or a read-only folder): "internal error (PicklingError: Could not pickle the
+    task ...)"."""
+    from tables import make_table
+
+    # 1.4 MB of float64: beyond joblib's threshold for sharing an array through its temporary folder
+    make_table("multiclass", n_patients=150, per_patient=4, n_features=300, seed=2).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "m.mlp"
+    res = mlpcli("train", tmp_path / "t.csv", "--hidden", "4", "--epochs", "2", "--folds", "2", "--n-jobs", "2", "-q",
+                 "-o", out, env={"JOBLIB_TEMP_FOLDER": str(tmp_path / "afile")}, capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"JOBLIB_TEMP_FOLDER={tmp_path / 'afile'} cannot be written" in lines[0], res.stderr
+    assert "--n-jobs 1" in lines[0] and "internal error" not in lines[0] and not out.exists()
+
+
+def test_recalibrate_refuses_every_name_of_standard_output(model_and_table, tmp_path):
+    """-o - was refused, -o /dev/stdout wrote the model's zip and then the report (or --json's document) on
+    standard output, exit 0."""
+    model, table = model_and_table
+    for name in ("-", "/dev/stdout", "/dev/fd/1"):
+        res = mlpcli("recalibrate", model, table, "-o", name, "--json", capture_output=True)
+        assert res.returncode == 2 and res.stdout == b"", (name, res.stderr)
+        assert b"give the recalibrated model a file name" in res.stderr
+
+
+def test_out_of_memory_reading_a_model_is_not_called_a_damaged_file(model_and_table, monkeypatch):
+    """Under `ulimit -v` a MemoryError while reading an array read "weights.npz array ... cannot be read (MemoryError)",
+    as if the file were damaged."""
+    from mlpcli.model_check import arrays
+
+    model, _ = model_and_table
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(arrays, "_read_npy", no_memory)
+    res = run(["info", str(model)])
+    assert_clean_error(res, "out of memory")
+    assert "cannot be read" not in res.output

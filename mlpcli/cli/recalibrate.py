@@ -11,7 +11,7 @@ from . import SHORT_HELP
 from .console import binary_stdin, check_stdout_open, print_json, stdout_console, Table
 from .exits import handle_errors, reading
 from .formatting import fmt
-from .outputs import check_model_name, check_writable, distinct_files
+from .outputs import check_model_name, check_writable, distinct_files, on_standard_output
 from .shared_options import (CONTEXT_SETTINGS, debug_option, json_option, named_file, quiet_option, role_options,
     threads_context, threads_option)
 from .predict import NoteRenderer, ReadProgress, chunking, load_model, reading_options, role_flags
@@ -145,8 +145,8 @@ def recalibrate(model_path, data_file, out, method, alpha, conformal, fill_missi
     reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
-    if out == "-":
-        raise click.UsageError("-o: give the recalibrated model a file name (a model file is not written to "
+    if on_standard_output(out):  # "-", /dev/stdout, /dev/fd/1: the report would follow the zip's bytes there
+        raise click.UsageError(f"-o {out}: give the recalibrated model a file name (a model file is not written to "
                                "standard output)")
     distinct_files({"--out": out}, {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     check_model_name(out, "--out")

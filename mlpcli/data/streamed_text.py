@@ -11,6 +11,7 @@ import io
 import lzma
 import re
 import threading
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ from .pieces import END, PieceSize, StreamedTable, check_unique_columns
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
     from ..predict.columns import ColumnPlan
 
+
+# pandas' C parser warns of a column of mixed types across its internal blocks of a large piece ("DtypeWarning:
+# Columns (9) have mixed types", with this file's source line, on stderr before the one-line error): the cell that
+# is not a number is found and named by the checks after it, so the warning only doubles it
+warnings.filterwarnings("ignore", category=pd.errors.DtypeWarning, module=__name__)
 
 _PIECES_PER_CHUNK = 4  # with --chunksize, text is parsed in pieces of a quarter chunk (see _piece_rows)
 

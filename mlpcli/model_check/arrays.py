@@ -44,7 +44,7 @@ def read_arrays(name: str, weights: bytes, specs: dict[str, ArraySpec]) -> dict[
                                      "stores arrays as plain .npy files")
             try:
                 arrays[key] = _read_npy(name, key, zf, info, specs[key])
-            except ModelFileError:
+            except (ModelFileError, MemoryError):  # out of memory is the job's limit, not a damaged file
                 raise
             except Exception as exc:  # a bad magic string or header, a short read, a CRC mismatch
                 raise ModelFileError(f"{name}: weights.npz array {key} cannot be read "
