@@ -85,3 +85,13 @@ def test_a_parquet_text_cell_with_a_decimal_comma_gets_no_text_table_options(tmp
     res = run(["train", str(tmp_path / "cohort.parquet"), "-o", str(tmp_path / "x.mlp"), *FAST])
     assert_clean_error(res, "'G05' holds numbers stored as text with commas", "store them as numbers")
     assert "--decimal" not in res.output
+
+
+def test_batches_that_read_as_one_number_are_warned_of(tmp_path):
+    df = table()
+    df["batch"] = ["1" if i % 3 else "01" for i in range(len(df))]
+    df.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), *FAST])
+    assert res.exit_code == 0, res.output
+    assert "--batch column 'batch' holds batches that differ only in how one number is written" in \
+        " ".join(res.output.split()), res.output

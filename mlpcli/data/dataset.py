@@ -227,6 +227,12 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
         warn.append(f"--batch column {name!r} has {k} missing value{'s' * (k != 1)}; "
                     f"{'they are' if k != 1 else 'it is'} counted as batch {label!r}{also}")
         labels[missing] = label
+    near = one_number_groups(str(b) for b in pd.unique(labels))  # '1' and '01': one site written two ways?
+    if near:
+        shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
+        warn.append(f"--batch column {name!r} holds batches that differ only in how one number is written: {shown}; "
+                    "they count as different batches (held out apart by --leave-batch-out, reported apart by "
+                    "evaluate --by) — write each one way if they are one")
     return labels
 
 
