@@ -359,8 +359,12 @@ class Model:
         ``threshold`` (binary, multi-label) overrides the rule's; a multiclass model has none to override (the CLI
         refuses ``--threshold`` there too): a ValueError rather than a threshold silently unused."""
         if threshold is not None and self.task == "multiclass":
-            raise ValueError("threshold= applies to a binary or multi-label model; a multiclass model labels each row "
-                             "by its decision rule (argmax or balanced), which a threshold does not change")
+            raise ConfigError("threshold= applies to a binary or multi-label model; a multiclass model labels each row "
+                              "by its decision rule (argmax or balanced), which a threshold does not change")
+        proba = np.asarray(proba)
+        outputs = self.network.n_outputs
+        if proba.ndim != 2 or proba.shape[1] != outputs:  # two of three columns were labelled without a word
+            raise DataError(f"proba must be (rows, {outputs}), as predict_output gives it; got shape {proba.shape}")
         return self.decider.classes(self.task, proba, threshold)
 
     def predict_output(self, X: np.ndarray, batch_size: int = 8192, features: list[str] | None = None,
@@ -388,6 +392,12 @@ class Model:
         outs = []
         for s in range(0, X.shape[0], step):
             block, logged = (X[s : s + step].toarray() if sparse else X[s : s + step]), False
+            infinite = np.isinf(block) if np.asarray(block).dtype.kind == "f" else None
+            if infinite is not None and infinite.any():  # (the scaling's arithmetic warned first, then "overflowed")
+                i, j = (int(v[0]) for v in np.nonzero(infinite))
+                name = (features or self.feature_names)[j] if j < len(features or self.feature_names) else f"column {j + 1}"
+                raise DataError(f"row {first_row + s + i + 1}: feature {name!r} is infinite; features must be finite "
+                                "numbers (NaN marks a missing value)")
             raw = None if member_logits is None else []
             with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the row named
                 if len(self.members) == 1:
@@ -413,12 +423,23 @@ class Model:
         return np.concatenate(outs, axis=0)
 
 
+def require_model(model, who: str) -> None:
+    """A ConfigError unless ``model`` is a Model: a path given instead (or an estimator) failed with an AttributeError
+    deep inside. ``who``: what takes it, e.g. "predict_stream takes"."""
+    if isinstance(model, Model):
+        return
+    if isinstance(model, (str, os.PathLike)):
+        hint = f": load it first, model_io.load({str(model)!r})"
+    elif hasattr(model, "fit"):  # an estimator or anything else failed with an AttributeError inside to_bytes
+        hint = ": a fitted estimator is saved with pickle or joblib; pipeline.train gives a Model"
+    else:
+        hint = ""
+    raise ConfigError(f"{who} an mlpcli Model, got a {type(model).__name__}{hint}")
+
+
 def save(model: Model, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` atomically."""
-    if not isinstance(model, Model):  # an estimator or anything else failed with an AttributeError inside to_bytes
-        hint = (": a fitted estimator is saved with pickle or joblib; pipeline.train gives a Model"
-                if hasattr(model, "fit") else "")
-        raise ConfigError(f"model_io.save writes an mlpcli Model, got a {type(model).__name__}{hint}")
+    require_model(model, "model_io.save writes")
     data = to_bytes(model, path)
     atomic_write(path, lambda fh: fh.write(data))
 

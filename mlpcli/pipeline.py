@@ -25,7 +25,7 @@ import pandas as pd
 from . import __version__, data, interrupts, metrics
 from .calibration import Calibration
 from .config import TrainOptions
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .model_io import Model
 from .model_summary import is_weighted
 from .model_selection import crossfit
@@ -166,12 +166,33 @@ def _twins_warning(ds: data.Dataset, twins: list[tuple[int, int]]) -> str:
             f"a copy held out while its twin trains makes the held-out metrics optimistic — {remedy}")
 
 
+def _check_call(options, plan, progress) -> None:
+    """A ConfigError for arguments of the wrong kind (a dict of options, a plan that is a string or out of range, a
+    progress that cannot be called), which otherwise failed deep inside, or passed: Plan(threads=-3) trained and
+    recorded -3 threads in the model."""
+    from .parallel import Plan
+
+    if not isinstance(options, TrainOptions):
+        raise ConfigError(f"options must be a TrainOptions (config.TrainOptions(epochs=...)), got a "
+                          f"{type(options).__name__}")
+    if plan is not None:
+        if not isinstance(plan, Plan):
+            raise ConfigError(f"plan must be a parallel.Plan (e.g. Plan(n_jobs=2)), got a {type(plan).__name__}")
+        if not (plan.n_jobs is None or isinstance(plan.n_jobs, int)) or not (
+                plan.threads is None or isinstance(plan.threads, int)):
+            raise ConfigError("plan's n_jobs and threads must be whole numbers (or None)")
+        plan.validate()
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress must be a function of one dict, got a {type(progress).__name__}")
+
+
 def train(path, options: TrainOptions, progress: Callable[[dict], None] | None = None, stdin=None,
           plan=None) -> TrainOutcome:
     """Train a model on the table at ``path`` with ``options``, as ``mlpcli train`` does (the same model file);
     see the module docstring. ``path`` may be a pandas DataFrame (samples x columns, the roles found by name as
     in a file; sample ids from a named or text index). ``plan`` (a ``parallel.Plan``): where the ensemble's members train and with how
     many BLAS threads; default ``parallel.member_plan()``, the command's (same model either way)."""
+    _check_call(options, plan, progress)
     options.validate()
     ds, notes = load_dataset(path, options, stdin=stdin)
     source = "(in memory)" if isinstance(path, pd.DataFrame) else path
@@ -185,6 +206,10 @@ def train_dataset(ds: data.Dataset, options: TrainOptions, progress: Callable[[d
     ``folds_flag``: the option that set ``options.folds``, for messages (``tune --refit`` calls it --member-folds)."""
     from .parallel import blas_cap
 
+    _check_call(options, plan, progress)
+    if not isinstance(ds, data.Dataset):
+        raise ConfigError(f"train_dataset takes a data.Dataset (data.load_dataset), got a {type(ds).__name__}; "
+                          "pipeline.train takes a table or a DataFrame")
     options.validate(folds_flag)
     plan = member_plan() if plan is None else plan
     with blas_cap(plan.blas_threads):  # the command's cap (--threads, default 1): the same bits

@@ -158,6 +158,7 @@ def test_a_threshold_is_refused_for_a_multiclass_model_as_predict_refuses_it(sma
     import pytest
 
     from mlpcli import model_io
+    from mlpcli.errors import ConfigError, DataError
 
     frame = pd.read_csv(small / "t.csv")
     frame["label"] = np.array(["a", "b", "c"])[np.arange(len(frame)) % 3]
@@ -169,5 +170,13 @@ def test_a_threshold_is_refused_for_a_multiclass_model_as_predict_refuses_it(sma
     assert model.task == "multiclass"
     P = np.full((4, 3), 1 / 3)
     assert model.predict_classes(P).shape == (4,)
-    with pytest.raises(ValueError, match="threshold= applies to a binary or multi-label model"):
+    with pytest.raises(ConfigError, match="threshold= applies to a binary or multi-label model"):
         model.predict_classes(P, threshold=0.3)
+    # two of the three columns were labelled without a word; one column was numpy's AxisError
+    for wrong in (P[:, :2], P[:, 0]):
+        with pytest.raises(DataError, match=r"proba must be \(rows, 3\)"):
+            model.predict_classes(wrong)
+    X = np.zeros((3, len(model.feature_names)))
+    X[1, 2] = np.inf  # a RuntimeWarning, then "overflowed the network's float32 arithmetic: ... enters it at nan"
+    with pytest.raises(DataError, match=f"row 2: feature {model.feature_names[2]!r} is infinite"):
+        model.predict_output(X)

@@ -26,3 +26,6 @@ ROW_NAMES_ATTR = "mlpcli.row_names"
 # DataFrame.attrs key of {column: the sample sheet (--samples) it was joined from}: a message about a label or
 # group cell names the file it is in
 JOINED_ATTR = "mlpcli.joined"
+# a caller's DataFrame (``dataset.user_frame``): the column its named index became, its sample ids unless --id names
+# another
+INDEX_ID_ATTR = "mlpcli.index_id"

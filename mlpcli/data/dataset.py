@@ -18,7 +18,8 @@ from ..text import quoted
 from ..centred_rows import is_sparse
 from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, one_number_groups,
                     typed_as_written, visible)
-from .conventions import DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, JOINED_ATTR, SOURCE_ATTR, TASKS
+from .conventions import (DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_ID, DEFAULT_TARGET, INDEX_ID_ATTR,
+                          JOINED_ATTR, SOURCE_ATTR, TASKS)
 from .labels import label_key
 from .samples import refuse_row_number_join
 from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, Roles, listed_names, missing_batch_names, require_columns, resolve_roles,
@@ -399,6 +400,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         _check_frame_options(features_in_rows=features_in_rows, sep=sep, decimal=decimal, layer=layer, raw=raw,
                              var_names=var_names, feature_types=feature_types)
         frame = user_frame(path, id)
+        roles_kw["id"] = frame_id(frame, id)
         sheet = read_sample_sheet(samples, id=id) if samples is not None else None
         join, roles, notes = _joined_roles(sheet, FRAME_SOURCE, list(frame.columns), roles_kw, False)
         if join is not None:
@@ -552,6 +554,7 @@ def user_frame(df: pd.DataFrame, id: str | None = None) -> pd.DataFrame:  # noqa
             # column; pandas 3's read_csv) is a PerformanceWarning the caller did not ask for
             ids = pd.DataFrame({name: index.to_numpy()})
             frame = pd.concat([ids, frame.set_axis(pd.RangeIndex(len(frame)), axis=0)], axis=1)
+            frame.attrs = {INDEX_ID_ATTR: name}  # the id role's column (a named index was trained on as a gene)
     frame.index = pd.RangeIndex(len(frame))
     frame.columns = [str(c) for c in frame.columns]
     twice = [name for name, k in Counter(frame.columns).items() if k > 1]
@@ -560,6 +563,11 @@ def user_frame(df: pd.DataFrame, id: str | None = None) -> pd.DataFrame:  # noqa
                         "give each column one name")
     frame.attrs[SOURCE_ATTR] = FRAME_SOURCE
     return frame
+
+
+def frame_id(frame: pd.DataFrame, id: str | None) -> str | None:  # noqa: A002
+    """The id column of a frame from ``user_frame``: ``id`` when given, else the column its index became."""
+    return id if id is not None else frame.attrs.get(INDEX_ID_ATTR)
 
 
 def repeated_patients_warning(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:

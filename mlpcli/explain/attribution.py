@@ -56,7 +56,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, OptionError
-from ..model_io import Model
+from ..model_io import Model, require_model
 from .paths import averaged_gradients, DEFAULT_STEPS, member_path, outputs_along, to_inputs, trapezoid
 from .segmented_path import (integrated_seeds, kink_points, merge_points, outputs_at, segment_gradients, segment_rows,
                              segmented_members)
@@ -597,6 +597,7 @@ def integrated_gradients(model: Model, X, target=None, *, baseline="mean", steps
         >>> top = np.argsort(-A.mean(axis=0))[:20]                  # the genes pushing toward Basal
         >>> [model.feature_names[j] for j in top]
     """
+    require_model(model, "integrated_gradients takes")
     X = _in_model_order(model, X, features)  # (n, d): the result's columns are the model's features
     targets, stacked = _targets(model, target, X.shape[0])
     values = np.zeros((targets.shape[0], X.shape[0], X.shape[1]))

@@ -180,6 +180,7 @@ class PredictionRun:
             role_rows = role_names(model, roles) + ([by] if by else [])  # the row layout's, read as written
             if isinstance(source, pd.DataFrame):  # its sample ids from a named or text index, as training takes them
                 source = data.user_frame(source, roles.id)
+                roles = dataclasses.replace(roles, id=data.dataset.frame_id(source, roles.id))  # a named index: ids
             self.table = open_table(source, features_in_rows=roles.features_in_rows, stdin=stdin, sep=roles.sep,
                                     decimal=roles.decimal, layer=roles.layer, raw=roles.raw,
                                     var_names=roles.var_names, text=role_rows)

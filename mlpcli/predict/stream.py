@@ -15,7 +15,7 @@ from ..decision import threshold_field
 from ..model_summary import weighted_by
 from ..errors import ConfigError, OptionError
 from ..metrics import class_proba, predicted_class
-from ..model_io import Model
+from ..model_io import Model, require_model
 from .columns import RoleFlags
 from .trust import Trust, Uncertainty
 from .labelling import labelled_by, resolve_decision, resolve_prevalence
@@ -221,6 +221,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     model's class order. The labels follow the moved probabilities (balanced ones stay as they were), prediction
     sets weigh their calibration rows for the mix, and ``summary()["prevalence"]`` gives both mixes.
     """
+    require_model(model, "predict_stream takes")
     threshold_given = threshold is not None
     rule, threshold = resolve_decision(model, decision, threshold)
     mix, rule, threshold = resolve_prevalence(model, prevalence, rule, threshold, threshold_given)
