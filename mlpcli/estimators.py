@@ -417,7 +417,7 @@ def _check_numbers(y, who: str) -> None:
     """Refuse a regression target holding text, naming the first such value: NumPy's "could not convert string to
     float: np.str_('b')" (or, for a pandas column of text, scikit-learn's "...: 'b'") named neither y nor the fix."""
     if np.asarray(y).dtype.kind == "c":  # NumPy would drop the imaginary parts with a ComplexWarning
-        raise ValueError(f"{who}: y must be real numbers, got complex values")
+        raise ValueError(f"{who}: Complex data not supported: y must be real numbers")
     try:
         np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
