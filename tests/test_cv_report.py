@@ -206,6 +206,24 @@ def test_a_label_confounded_with_the_batch_is_a_warning(tmp_path):
     assert "warning: the label is confounded" in result.stderr  # a warning is never hidden, --json or not
 
 
+def test_a_moderate_association_of_label_and_batch_is_a_warning_too():
+    """Class shares of 30 % and 70 % in two kinds of batch (Cramér's V ~0.3, p < 0.01, 200 patients): grouped CV read
+    a balanced accuracy of 0.63 (CI 0.56-0.69) from the batches alone without a word, the V 0.5 threshold unmet."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for p in range(200):
+        batch = "ABCD"[p % 4]
+        label = ("case" if rng.random() < (0.7 if batch in "BD" else 0.3) else "ctrl")
+        for s in range(2):
+            rows.append({"sample_id": f"P{p}_{s}", "patient_id": f"P{p}", "batch": batch, "label": label,
+                         **{f"g{j}": v for j, v in enumerate(rng.normal(size=4))}})
+    warning = cv.batch_confounding(dataset(pd.DataFrame(rows)))
+    assert warning and "associated with 'batch'" in warning and "--leave-batch-out" in warning, warning
+    v = float(re.search(r"Cramér's V ([0-9.]+)", warning).group(1))
+    assert 0.25 <= v < 0.5
+    assert "confounded with" in cv.batch_confounding(dataset(confounded()))  # a strong one keeps its word
+
+
 FAST = ["--hidden", "8", "--epochs", "3", "--member-folds", "1"]
 
 
