@@ -4,6 +4,7 @@ that do not depend on --n-jobs, the two answers, and the command."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, replace
 
@@ -425,3 +426,19 @@ def test_two_or_three_sizes_weigh_their_slope_against_each_scores_own_noise():
     # an RMSE: its own SD, RMSE / sqrt(2 n)
     assert more_data(_points([1.0, 0.95, 0.9], [0.5] * 3), False, 1.0, 1.0, "rmse", val_units=50)["verdict"] == "unclear"
     assert more_data(_points([2.0, 1.6, 1.2], [0.5] * 3), False, 3.0, 3.0, "rmse", val_units=50)["verdict"] == "helps"
+
+
+def test_the_chance_caveat_on_a_handful_of_patients_quotes_no_score_above_a_perfect_one(tmp_path):
+    """On 2 validation patients the caveat read "a validation balanced accuracy below 1.21 is within two standard
+    errors of chance": no score could be that far above it."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(12, 10)), columns=[f"g{j}" for j in range(10)])
+    frame.insert(0, "patient_id", [f"P{i // 2}" for i in range(12)])
+    frame["label"] = ["a", "b"] * 6
+    frame.to_csv(tmp_path / "tiny.csv", index=False)
+    res = run(["diagnose", "--learning-curve", str(tmp_path / "tiny.csv"), "--hidden", "none", "--epochs", "10",
+               "--json"])
+    assert res.exit_code == 0, res.output
+    caveat = json.loads(res.stdout)["bias_variance"]["caveat"]
+    assert "no validation balanced accuracy could lie two standard errors above chance" in caveat, caveat
+    assert not re.search(r"below 1\.\d", caveat)

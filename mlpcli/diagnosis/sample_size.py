@@ -244,8 +244,10 @@ def bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: f
     caveat = None
     if chance_band:
         edge = chance + 2.0 * se * (1 - chance)  # the score two standard errors above chance
-        caveat = (f"Caveat: on {val_units:,} validation {val_unit_name}, a validation {name} below {edge:.2f} is within "
-                  f"two standard errors of chance ({chance:.2g}), and every size's is: a weak signal and none look "
+        below = (f"a validation {name} below {edge:.2f} is within two standard errors of chance ({chance:.2g}), and "
+                 "every size's is" if edge < 1 else  # (on a handful of patients the edge lies beyond a perfect score)
+                 f"no validation {name} could lie two standard errors above chance ({chance:.2g})")
+        caveat = (f"Caveat: on {val_units:,} validation {val_unit_name}, {below}: a weak signal and none look "
                   "alike here, so read this answer (and the more-data one) as tentative — `mlpcli cv` scores every "
                   "sample and tells them apart.")
     elif p.curve_label == "underfit_stopped_early":  # the levels are not final yet
