@@ -363,6 +363,8 @@ class Model:
                               "by its decision rule (argmax or balanced), which a threshold does not change")
         proba = np.asarray(proba)
         outputs = self.network.n_outputs
+        if proba.ndim == 1 and outputs == 1:  # a binary model's probabilities as one vector
+            proba = proba.reshape(-1, 1)
         if proba.ndim != 2 or proba.shape[1] != outputs:  # two of three columns were labelled without a word
             raise DataError(f"proba must be (rows, {outputs}), as predict_output gives it; got shape {proba.shape}")
         return self.decider.classes(self.task, proba, threshold)

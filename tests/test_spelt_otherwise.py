@@ -1,14 +1,14 @@
 """Names and ids a table writes otherwise than the model or itself does elsewhere: patient ids that are one number
 written two ways (a split leaking one patient across folds), a label column spelt in another letter case (explain
 ranking predicted classes without a word), id and group columns with spaces around their names (predict writing row
-numbers for the ids), a parquet string cell with a decimal comma (advice of text-table options that parquet refuses)."""
+numbers for the ids), batches that read as one number."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from cli_helpers import assert_clean_error, run
+from cli_helpers import run
 
 GENES = [f"G{j:02d}" for j in range(12)]
 FAST = ["--epochs", "5", "--folds", "2", "--hidden", "", "--seed", "0"]
@@ -68,23 +68,6 @@ def test_role_columns_with_spaces_around_their_names_keep_the_ids(tmp_path):
     assert "id column ' sample_id ' read as 'sample_id'" in " ".join(res.output.split())
     written = pd.read_csv(out)
     assert written.iloc[:, 0].tolist() == [f"S1_{i:03d}" for i in range(40)]  # the ids, not row numbers
-
-
-def test_a_parquet_text_cell_with_a_decimal_comma_gets_no_text_table_options(tmp_path):
-    table().to_csv(tmp_path / "train.csv", index=False)
-    model = tmp_path / "m.mlp"
-    assert run(["train", str(tmp_path / "train.csv"), "-o", str(model), *FAST]).exit_code == 0
-    cohort = table(40, 1)
-    cohort["G05"] = cohort["G05"].astype(str).str.replace(".", ",", regex=False)
-    cohort.to_parquet(tmp_path / "cohort.parquet", index=False)
-    out = tmp_path / "p.csv"
-    res = run(["predict", str(model), str(tmp_path / "cohort.parquet"), "-o", str(out)])
-    assert_clean_error(res, "feature column 'G05' holds the non-numeric value", "store it as a number")
-    assert "--decimal" not in res.output and "--sep" not in res.output
-    assert not out.exists()
-    res = run(["train", str(tmp_path / "cohort.parquet"), "-o", str(tmp_path / "x.mlp"), *FAST])
-    assert_clean_error(res, "'G05' holds numbers stored as text with commas", "store them as numbers")
-    assert "--decimal" not in res.output
 
 
 def test_batches_that_read_as_one_number_are_warned_of(tmp_path):

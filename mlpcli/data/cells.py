@@ -54,16 +54,9 @@ THOUSANDS_DECIMAL = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\.\d*\s*")
 THOUSANDS_DOT_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(\.\d{3})+\s*")
 
 
-def decimal_advice(value: Any, decimal: str, text_table: bool = True) -> str:
-    """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark.
-    ``text_table``: whether the table is text, read with --decimal and --sep (a parquet or .h5ad file's numbers are
-    typed: a string cell of it has no reading option to offer)."""
+def decimal_advice(value: Any, decimal: str) -> str:
+    """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark."""
     text = str(value).strip()
-    if not text_table:
-        other = text.replace(",", ".")
-        if other != text and re.fullmatch(r"[-+]?\d*\.?\d+([eE][-+]?\d+)?", other.strip()):
-            return f"; a number with a decimal comma stored as text: store it as a number ({other!r})"
-        return ""
     if decimal == "." and THOUSANDS_NUMBER.fullmatch(text):  # 1,798: a thousands separator?
         return (f"; if the comma separates thousands, write it {text.replace(',', '')!r} (separators are not read); "
                 "if it is a decimal mark, pass --decimal comma and --sep")

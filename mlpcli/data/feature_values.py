@@ -41,8 +41,7 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
             more = f" ({count} such cells in the column{f', and more in {quoted(stray, 3)}' if stray else ''})" \
                 if count > 1 or stray else ""
             raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
-                            f"{where}{more}; features must be numbers"
-                            f"{decimal_advice(value, decimal, DECIMAL_ATTR in df.attrs)}")
+                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal)}")
         ids = [n for n in text if frame[n].notna().all() and frame[n].is_unique] if id_column is None else []
         id_hint = (f"{ids[0]!r} holds a different value in every row, as sample ids do (the id column is "
                    f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
@@ -56,7 +55,7 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
                                for n, flag in named[:3])
         raise DataError(
             f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
-            f"{id_hint}{_decimal_comma_hint(frame[text[0]], DECIMAL_ATTR in df.attrs) if decimal == '.' else ''}pass them to --drop, or use "
+            f"{id_hint}{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
             "--id/--batch/--group for their role"
         )
     from .float32 import exact_dtypes
@@ -160,18 +159,12 @@ def warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray, 
     return [names[j] for j in found]
 
 
-def _decimal_comma_hint(col: pd.Series, text_table: bool = True) -> str:
-    """"they look like numbers with decimal commas ..." when the column's first value is written so. ``text_table``:
-    whether --decimal and --sep could read it (a parquet file's text column: it is to be stored as numbers)."""
+def _decimal_comma_hint(col: pd.Series) -> str:
+    """"they look like numbers with decimal commas ..." when the column's first value is written so."""
     from .dialect import COMMA_NUMBER
 
     values = col.dropna()
     first = str(values.iloc[0]) if len(values) else ""
-    if not text_table:
-        if THOUSANDS_DECIMAL.fullmatch(first) or THOUSANDS_NUMBER.fullmatch(first) or COMMA_NUMBER.fullmatch(first):
-            return (f"{col.name!r} holds numbers stored as text with commas, such as {first!r}: store them as "
-                    "numbers, or ")
-        return ""
     if THOUSANDS_DECIMAL.fullmatch(first):  # 8,000.0: thousands separators (8,000 alone could be either)
         return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}: write them "
                 f"without ({first.strip().replace(',', '')!r}), or ")
