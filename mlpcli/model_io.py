@@ -394,12 +394,6 @@ class Model:
         outs = []
         for s in range(0, X.shape[0], step):
             block, logged = (X[s : s + step].toarray() if sparse else X[s : s + step]), False
-            infinite = np.isinf(block) if np.asarray(block).dtype.kind == "f" else None
-            if infinite is not None and infinite.any():  # (the scaling's arithmetic warned first, then "overflowed")
-                i, j = (int(v[0]) for v in np.nonzero(infinite))
-                name = (features or self.feature_names)[j] if j < len(features or self.feature_names) else f"column {j + 1}"
-                raise DataError(f"row {first_row + s + i + 1}: feature {name!r} is infinite; features must be finite "
-                                "numbers (NaN marks a missing value)")
             raw = None if member_logits is None else []
             with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the row named
                 if len(self.members) == 1:
@@ -414,6 +408,13 @@ class Model:
             if raw is not None:
                 member_logits.append(raw)
             if not np.isfinite(out).all():
+                infinite = np.isinf(block) if block.dtype.kind == "f" else None  # (looked for only here: no cost)
+                if infinite is not None and infinite.any():  # an infinite input, not an overflow
+                    i, j = (int(v[0]) for v in np.nonzero(infinite))
+                    names = features or self.feature_names
+                    name = repr(names[j]) if j < len(names) else f"column {j + 1}"
+                    raise DataError(f"row {first_row + s + i + 1}: feature {name} is infinite; features must be "
+                                    "finite numbers (NaN marks a missing value)")
                 i = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
                 raise DataError(f"row {first_row + s + i + 1}: the model's output is not finite (a feature value far "
                                 f"outside the training data overflowed the network's {self.network.dtype.name} "

@@ -130,8 +130,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     elif isinstance(frame, pd.DataFrame):  # its sample ids from a named or text index, as training takes them
         name, table = "the table", data.user_frame(frame, given_id)
         if given_id is None and data.dataset.frame_id(table, None) is not None:  # its named index: the ids
-            given_id = data.dataset.frame_id(table, None)
-            roles = dataclasses.replace(roles or RoleFlags(), id=given_id)
+            roles = dataclasses.replace(roles or RoleFlags(), id=data.dataset.frame_id(table, None))
+            given_id = roles.id
         if roles is not None:
             data.h5ad.check_options(name, roles.layer, roles.raw, roles.var_names)
     else:
