@@ -586,3 +586,18 @@ def test_a_table_named_with_a_trailing_slash_points_to_the_file(tmp_path):
     path = write_table(tmp_path)
     assert_clean_error(run(["train", path + "/", "-o", str(tmp_path / "m.mlp")]), "table file not found",
                        "a name ending in '/' is a directory's", f"the file is {path}")
+
+
+def test_a_table_named_without_its_compression_suffix_points_to_the_compressed_file(tmp_path):
+    """`train sample_data/tumour_subtypes.csv` (the file is .csv.gz) said only "table file not found"."""
+    import gzip
+    import shutil
+    from pathlib import Path
+
+    path = write_table(tmp_path)
+    with open(path, "rb") as src, gzip.open(path + ".gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    Path(path).unlink()
+    assert_clean_error(run(["train", path, "-o", str(tmp_path / "m.mlp")]),
+                       f"table file not found: {path} (did you mean {path}.gz?)")
+    assert not (tmp_path / "m.mlp").exists()

@@ -35,6 +35,10 @@ def check_file(path: str) -> None:
         home = os.path.expanduser(path)
         hint = (f" (a quoted ~ is not expanded by the shell: {home}?)" if path.startswith("~") and home != path
                 and os.path.exists(home) else "")
+        # the same table compressed beside it (sample_data/tumour_subtypes.csv for its .csv.gz)
+        compressed = [path + suffix for suffix in _COMPRESSIONS if os.path.isfile(path + suffix)]
+        if compressed and not hint:
+            hint = f" (did you mean {compressed[0]}?)"
         raise DataError(f"table file not found: {path}{hint}")
     fd = _descriptor(path)
     if fd is not None and _is_terminal(fd):
