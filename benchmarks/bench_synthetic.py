@@ -14,6 +14,8 @@ help them and hurt a shape they do not have. Each table here is drawn from a fix
   cells     2,000 x 2,000 negative-binomial counts, 8 cell types of 3-30 %, 40 marker genes each, 10 donors
   weak      500 x 5,000 negative-binomial counts, 3 classes, 50 weak markers (fold change 1.6)
   xor       400 x 300 Gaussian, 4 classes from an XOR of two features and a sum of two others (non-linear)
+  marker    400 x 200 Gaussian, 2 classes told apart by one gene alone (class means -2 / +2: bimodal)
+  markers   120 x 3,000 Gaussian, 4 classes, each marked by one gene up 4 SD in it (cell-type markers, p >> n)
 
 Each is cross-validated as ``bench_accuracy.run_benchmark`` does (stratified, grouped where the table has groups,
 ``--folds`` folds, one BLAS thread per fit): balanced accuracy and log loss are means over folds, one row per table,
@@ -81,6 +83,18 @@ def xor(rng, n: int, p: int):
     return X, y, None
 
 
+def markers(rng, n: int, p: int, k: int, effect: float, two_sided: bool = False):
+    """(n, p) N(0, 1) noise; gene c up by ``effect`` in class c alone (one marker per class), or with two classes
+    and ``two_sided``, gene 0 at -effect / 2 and +effect / 2: the signal sits in a few bimodal genes."""
+    y = _labels(rng, n, np.ones(k))
+    X = rng.normal(size=(n, p))
+    if two_sided:
+        X[:, 0] += effect * (y - 0.5)
+    else:
+        X[np.arange(n), y] += effect
+    return X, y, None
+
+
 TABLES: dict[str, Callable] = {
     "tiny": lambda r: gaussian(r, 40, 2000, 4, 60, 0.6),
     "small": lambda r: gaussian(r, 150, 1000, 2, 30, 0.5, latent=0.3),
@@ -89,6 +103,8 @@ TABLES: dict[str, Callable] = {
     "cells": lambda r: counts(r, 2000, 2000, 8, 40, 2.5, [30, 20, 15, 10, 10, 7, 5, 3], groups=10),
     "weak": lambda r: counts(r, 500, 5000, 3, 50, 1.6, [50, 30, 20]),
     "xor": lambda r: xor(r, 400, 300),
+    "marker": lambda r: markers(r, 400, 200, 2, 4.0, two_sided=True),
+    "markers": lambda r: markers(r, 120, 3000, 4, 4.0),
 }
 
 

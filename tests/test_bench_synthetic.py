@@ -13,7 +13,8 @@ def bench():
 
 
 SHAPES = {"tiny": (40, 2000, 4), "small": (150, 1000, 2), "batches": (300, 500, 3), "classes20": (1000, 1000, 20),
-          "cells": (2000, 2000, 8), "weak": (500, 5000, 3), "xor": (400, 300, 4)}
+          "cells": (2000, 2000, 8), "weak": (500, 5000, 3), "xor": (400, 300, 4), "marker": (400, 200, 2),
+          "markers": (120, 3000, 4)}
 
 
 def test_each_table_has_its_documented_shape_and_is_drawn_from_its_seed(bench):
@@ -24,6 +25,12 @@ def test_each_table_has_its_documented_shape_and_is_drawn_from_its_seed(bench):
         assert (groups is not None) == (name in ("batches", "cells")), name
         if name in ("cells", "weak"):  # counts
             assert X.min() >= 0 and np.array_equal(X, np.round(X)), name
+    X, y, _ = bench.make("marker", 0)  # one gene carries the classes: bimodal, its modes 4 SDs apart
+    gap = X[y == "c1", 0].mean() - X[y == "c0", 0].mean()
+    assert gap == pytest.approx(4.0, abs=0.3) and abs(X[y == "c1", 1].mean() - X[y == "c0", 1].mean()) < 0.3
+    X, y, _ = bench.make("markers", 0)  # gene c up in class c
+    for c in range(4):
+        assert X[y == f"c{c}", c].mean() - X[y != f"c{c}", c].mean() == pytest.approx(4.0, abs=0.6)
     a, b, c = bench.make("tiny", 1), bench.make("tiny", 1), bench.make("tiny", 2)
     assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], c[0])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import os
 import subprocess
 import sys
@@ -292,7 +293,10 @@ def test_shuffled_cohort_triggers_the_shift_warning(tmp_path):
     doc = json.loads(res.stdout)
     assert doc["shift"]["level"] == "shift" and doc["shift"]["fraction_mean_shifted"] > 0.5
     warning = next(w for w in doc["warnings"] if w.startswith("cohort shift"))
-    assert "most shifted" in warning and "f00" in warning  # the extreme columns move most
+    # the extreme columns move most: f00 <-> f11 by 33 units, f01 <-> f10 by 27, ..., f05 <-> f06 by 3 (robust
+    # scaling's clip saturates the largest shifts near its edge, so among those the order is not the raw one)
+    listed = re.findall(r"(f\d\d) \(", warning.split("most shifted:")[1])
+    assert len(listed) == 5 and set(listed) <= {"f00", "f01", "f02", "f03", "f08", "f09", "f10", "f11"}, warning
     table = pd.read_csv(report, sep="\t")
     assert list(table.columns[:7]) == ["feature", "new_mean", "new_sd", "train_mean", "train_sd", "mean_shift_sd",
                                       "sd_ratio"]

@@ -13,6 +13,7 @@ from mlpcli.data import PreprocessConfig, Preprocessor, looks_like_counts
 from mlpcli.data.row_view import RowView
 from mlpcli.data import blocks, column_stats
 from mlpcli.data.column_stats import TIED_SHARE, column_percentiles, quartile_rows
+from mlpcli.data.scaling import NORMAL_IQR
 
 
 def test_log1p_auto_says_when_it_declines_log_normalised_values():
@@ -122,8 +123,8 @@ def test_spreads_of_float_rounding_are_no_spread(scaling, layout):
     pre = Preprocessor(PreprocessConfig(scaling=scaling))
     pre.fit(sp.csr_matrix(X) if layout == "sparse" else X, ["a", "flat", "mostly"])
     assert pre.dropped_constant == ["flat"] and pre.kept_features == ["a", "mostly"]
-    if scaling == "robust" and layout == "sparse":
-        assert pre.scale_[1] == pytest.approx((12.0 - 0.3) / 2)
+    if scaling == "robust" and layout == "sparse":  # IQR 0: half the range, or NORMAL_IQR SDs, the smaller
+        assert pre.scale_[1] == pytest.approx(min((12.0 - 0.3) / 2, NORMAL_IQR * X[:, 2].std()))
     elif scaling == "robust":  # the two roundings of 0.3 hold 36 of 40 rows: a tie, scaled by the SD (TIED_SHARE)
         assert pre.scale_[1] == pytest.approx(X[:, 2].std())
     assert np.all(np.abs(pre.transform(np.array([[1.0, 0.31, 0.31]]))) < 10)
@@ -149,9 +150,10 @@ def test_a_zero_inflated_marker_is_scaled_by_its_sd_and_its_expressed_cells_keep
     # before, scale = half the range (20): the expressed cells sat within 0.4 of the zeros; now they stand apart
     assert np.median(z) - Z[~expressed, 0].max() > 1.0
     assert np.all(np.diff(z[np.argsort(marker[expressed])]) >= 0)  # the smooth clip keeps their order
-    # a continuous feature without ties keeps the median and IQR
+    # a continuous feature without ties keeps the median, and the IQR or NORMAL_IQR SDs, the smaller
     q25, q50, q75 = np.percentile(smooth, [25, 50, 75])
-    assert pre.center_[1] == pytest.approx(q50) and pre.scale_[1] == pytest.approx(q75 - q25)
+    assert pre.center_[1] == pytest.approx(q50)
+    assert pre.scale_[1] == pytest.approx(min(q75 - q25, NORMAL_IQR * smooth.std()))
 
 
 @pytest.mark.parametrize("share, tied", [(TIED_SHARE - 0.05, False), (TIED_SHARE, True), (0.6, True)])
@@ -166,17 +168,23 @@ def test_the_rule_starts_at_a_quarter_of_the_rows_at_one_value(share, tied):
         assert pre.center_[0] == pytest.approx(x.mean()) and pre.scale_[0] == pytest.approx(x.std())
     else:
         q25, q50, q75 = np.percentile(x, [25, 50, 75])
-        assert pre.center_[0] == pytest.approx(q50) and pre.scale_[0] == pytest.approx(q75 - q25)
+        assert pre.center_[0] == pytest.approx(q50)
+        assert pre.scale_[0] == pytest.approx(min(q75 - q25, NORMAL_IQR * x.std()))
 
 
 def test_sparse_input_keeps_the_iqr_or_half_range_without_centring():
-    X = np.zeros((40, 2))
-    X[:6, 0] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    X[:, 1] = np.arange(40.0)
+    """Scaled by the IQR (half the range where it is 0), or by NORMAL_IQR SDs of the whole column, implicit zeros
+    included, where that is smaller, as dense input; not centred."""
+    X = np.zeros((40, 3))
+    X[:6, 0] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # IQR 0: half the range, 3.0, against 1.349 x 1.414
+    X[:, 1] = np.arange(40.0)  # uniform: IQR 19.5 against 1.349 x 11.5
+    X[:, 2] = np.random.default_rng(0).lognormal(0.0, 1.5, 40)  # heavy-tailed: the IQR is the smaller
     pre = _robust(sp.csr_matrix(X))
     assert np.all(pre.center_ == 0)
-    assert pre.scale_[0] == pytest.approx(3.0)  # IQR 0: half the range, as before
-    assert pre.scale_[1] == pytest.approx(np.percentile(X[:, 1], 75) - np.percentile(X[:, 1], 25))
+    assert pre.scale_[0] == pytest.approx(NORMAL_IQR * X[:, 0].std()) and pre.scale_[0] < 3.0
+    assert pre.scale_[1] == pytest.approx(NORMAL_IQR * X[:, 1].std())
+    assert pre.scale_[2] == pytest.approx(np.percentile(X[:, 2], 75) - np.percentile(X[:, 2], 25))
+    assert pre.scale_[2] < NORMAL_IQR * X[:, 2].std()
 
 
 def test_column_percentiles_of_contiguous_rows_leave_the_array_as_it_was():
@@ -192,7 +200,8 @@ def test_column_percentiles_of_contiguous_rows_leave_the_array_as_it_was():
 
 
 def _robust_reference(X: np.ndarray, log1p: bool, impute: str | None):
-    """(median, IQR) of the subsampled rows (quartile_rows) of X after log1p and imputation, computed directly."""
+    """(median, scale) of X after log1p and imputation, computed directly: the median and IQR of the subsampled
+    rows (quartile_rows), the scale the IQR or NORMAL_IQR SDs of every row, the smaller."""
     Z = np.array(X, dtype=np.float64)
     if log1p:
         Z = np.log1p(Z)
@@ -200,7 +209,7 @@ def _robust_reference(X: np.ndarray, log1p: bool, impute: str | None):
         Z = np.where(np.isnan(Z), np.nanmedian(Z, axis=0), Z)
     rows = quartile_rows(Z.shape[0])
     q25, median, q75 = np.percentile(Z if rows is None else Z[rows], (25, 50, 75), axis=0)
-    return median, q75 - q25
+    return median, np.minimum(q75 - q25, NORMAL_IQR * Z.std(axis=0))
 
 
 @pytest.mark.parametrize("n", [63, 64, 97])  # QUARTILE_ROWS 32: every row, then 32 random ones
@@ -231,13 +240,13 @@ def test_robust_quartiles_subsampled_whatever_the_input(monkeypatch, n, layout, 
     again = data.Preprocessor(data.PreprocessConfig(**config)).fit(X, names)
     assert np.array_equal(pre.center_, again.center_) and np.array_equal(pre.scale_, again.scale_)
     np.testing.assert_allclose(Z, again.transform(X), rtol=0, atol=1e-12)
-    median, iqr = _robust_reference(plain, log1p, impute)
+    median, scale = _robust_reference(plain, log1p, impute)
     kept = pre.kept_index_
     tied = kept == 2
     assert tied.any() or steps == "top-var"
     assert not np.any(pre.center_[tied] == median[kept][tied])  # the mean, not the median (0)
     assert np.array_equal(pre.center_[~tied], median[kept][~tied])
-    assert np.array_equal(pre.scale_[~tied], iqr[kept][~tied])
+    np.testing.assert_allclose(pre.scale_[~tied], scale[kept][~tied], rtol=1e-12, atol=0)
     assert np.isfinite(Z).all() and np.allclose(Z.mean(axis=0), 0, atol=1e-12)
 
 
@@ -294,3 +303,25 @@ def test_a_block_without_missing_values_is_fitted_as_one_with_them(impute):
     same = slice(0, -1)  # every column but the one given a missing value
     for name in ("center_", "scale_", "offset_", "train_mean_", "train_sd_", "train_zero_share_"):
         np.testing.assert_array_equal(getattr(plain, name)[same], getattr(other, name)[same], err_msg=name)
+
+
+def test_a_bimodal_marker_keeps_its_weight_beside_normal_genes():
+    """A gene high in one class and low in the other has an IQR spanning both modes: divided by it, the marker
+    shrank to two thirds of its z-score weight against the normal genes beside it (class means at +-0.46 against
+    a neighbour's SD 0.74, where z-scores give +-0.89 against 1). Robust scaling divides it by NORMAL_IQR SDs, the
+    smaller, so the marker stands against its neighbours as z-scores put it; the normal genes keep their IQR."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 6))
+    X[:, 0] += 4.0 * (y - 0.5)  # class means -2 / +2, SD 1 within each
+    pre = _robust(X)
+    Z = pre.transform(X)
+    z = StandardScaler().fit_transform(X)
+
+    def weight(M):  # half the marker's class-mean gap over a normal gene's SD
+        return (M[y == 1, 0].mean() - M[y == 0, 0].mean()) / 2 / M[:, 1:].std(axis=0).mean()
+
+    assert weight(Z) == pytest.approx(weight(z), rel=0.05)
+    q25, q75 = np.percentile(X[:, 1:], [25, 75], axis=0)
+    np.testing.assert_allclose(pre.scale_[1:], q75 - q25, rtol=0.1)  # a normal gene's IQR and 1.349 SD agree

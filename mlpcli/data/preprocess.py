@@ -22,7 +22,7 @@ from .row_view import feature_block
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 from .blocks import TILE_ROWS, as_matrix, column_blocks, kept_parts, rows_per_block
 from .column_stats import column_percentiles, column_sd, nan_median, quartile_rows, tied_columns, varies
-from .scaling import CLIP_AT, UNCLIPPED_LIMIT, scale_in_place
+from .scaling import CLIP_AT, UNCLIPPED_LIMIT, robust_scale, scale_in_place
 from .preprocess_messages import check_non_negative, constant_message, empty_message, missing_message, negative_message
 from .preprocess_sparse import SparsePreprocessing, canonical_csr
 
@@ -71,7 +71,8 @@ class Preprocessor(SparsePreprocessing):
     """log1p -> impute -> drop constant features -> top-variance filter -> centre and scale.
 
     Scaling ``standard`` gives z-scores. ``robust`` (RealMLP-TD's default) centres on the median, divides
-    by the interquartile range (half the range when the IQR is 0) and then clips smoothly,
+    by the interquartile range (half the range when the IQR is 0), or by NORMAL_IQR SDs where that is smaller (a
+    bimodal marker gene: ``scaling.robust_scale``), and then clips smoothly,
     z -> z / sqrt(1 + (z/3)^2), so a few extreme samples cannot dominate the first layer; it then subtracts
     the clipped training values' mean (``offset_``), so that every input has mean 0 on the training rows, as
     z-scores have. The median of a skewed column (log counts of lowly expressed genes) is not its mean, and the
@@ -297,19 +298,19 @@ class Preprocessor(SparsePreprocessing):
             if low is None or high is None:
                 high, low = Xk.max(axis=0), Xk.min(axis=0)
             half_range = (high - low) / 2  # >= TINY_SPREAD / 2: constant columns are gone
-            center, scale = median, np.where(varies(q25, q75), q75 - q25, half_range)
+            sd = column_sd(Xk, scratch)  # (in scratch: a copy would stay in a thread's heap)
+            center, scale = median, robust_scale(np.where(varies(q25, q75), q75 - q25, half_range), sd)
             tied = tied_columns(Xk, (q25, median, q75), scratch, candidates=equal)
             if tied.any():  # the quartiles fall on one value: its extent, not the spread (see TIED_SHARE)
-                # of every column (two passes, in scratch: a copy of the tied ones would stay in a thread's heap)
                 center = np.where(tied, Xk.mean(axis=0), center)
-                scale = np.where(tied, column_sd(Xk, scratch), scale)  # > 0: constant columns are gone
+                scale = np.where(tied, sd, scale)  # > 0: constant columns are gone
         elif cfg.standardize:
             center, scale = Xk.mean(axis=0), column_sd(Xk, scratch)  # sd > 0: constant columns are gone
         # the spread before the clip, for the shift check: the SD of (x - centre) / scale, each value held within
         # ±UNCLIPPED_LIMIT as ``unclipped`` holds a new cohort's (beyond it the clip's inverse loses its digits)
         unclipped = None
-        if self._clips:  # SD(x) / scale, in scratch; the few columns reaching past the limit held within it
-            unclipped = column_sd(Xk, scratch) / scale
+        if self._clips:  # SD(x) / scale; the few columns reaching past the limit held within it
+            unclipped = sd / scale
             far = np.flatnonzero(np.maximum(high - center, center - low) > UNCLIPPED_LIMIT * scale)
             if far.size:
                 unclipped[far] = np.clip((Xk[:, far] - center[far]) / scale[far], -UNCLIPPED_LIMIT,

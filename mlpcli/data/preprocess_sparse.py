@@ -15,7 +15,7 @@ from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 from . import blocks
 from .blocks import rows_per_block
 from .column_stats import sparse_quantiles, varies
-from .scaling import UNCLIPPED_LIMIT, scale_in_place
+from .scaling import UNCLIPPED_LIMIT, robust_scale, scale_in_place
 from .preprocess_messages import constant_message, empty_message, missing_message, negative_message
 
 
@@ -242,7 +242,7 @@ class SparsePreprocessing:
             half_range = (top[kept] - bottom[kept]) / 2  # >= TINY_SPREAD / 2: constant columns are gone
             if cfg.scaling == "robust":
                 q25, q75 = _sparse_column_quantiles(X, kept, [25.0, 75.0], cfg.log1p, fill)
-                scale = np.where(varies(q25, q75), q75 - q25, half_range)
+                scale = robust_scale(np.where(varies(q25, q75), q75 - q25, half_range), np.sqrt(variances[kept]))
             else:
                 sd = np.sqrt(variances[kept])
                 scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0

@@ -8,11 +8,29 @@ import numpy as np
 
 CLIP_AT = 3.0  # robust scaling's smooth clip x / sqrt(1 + (x / 3)^2) keeps values within ±3 (RealMLP-TD)
 
+# The interquartile range of a normal distribution in SDs, 2 Phi^-1(3/4): robust scaling divides by the smaller of a
+# feature's IQR and this many SDs (``robust_scale``), which are the same for a normal feature
+NORMAL_IQR = 1.3489795003921634
+
 
 # The values before the robust clip that the shift check's spread test compares (``Preprocessor.unclipped``, the
 # training SDs) are held within ±UNCLIPPED_LIMIT scales: the clip's inverse is exact to ~1e-4 there from float32
 # inputs, and a value 1e12 IQRs out came back as inf (an SD ratio of inf for a gene as far out in training)
 UNCLIPPED_LIMIT = 100.0
+
+
+def robust_scale(iqr: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Robust scaling's divisor per feature, (d,): the IQR (``iqr``, or its stand-in where the quartiles meet), or
+    NORMAL_IQR SDs where that is smaller.
+
+    The IQR alone is RealMLP-TD's scale, and it spares a heavy-tailed feature's bulk from its outliers (there the
+    SD is the larger). But a bimodal feature -- a marker gene, high in one class and low in the other -- has an IQR
+    spanning both modes, larger than its SD says: the IQR shrank such a gene against its neighbours by up to a
+    third. On 400 x 200 Gaussian samples told apart by one gene (class means -2 / +2) the default's balanced
+    accuracy was 0.799 against logistic regression's 0.871; with this scale 0.875 (benchmarks/bench_synthetic.py,
+    "marker"), the benchmark's real sets unchanged within their noise. An SD of 0 (below 1e-154, squared) keeps
+    the IQR."""
+    return np.where(sd > 0, np.minimum(iqr, NORMAL_IQR * sd), iqr)
 
 
 def scale_in_place(Z: np.ndarray, center: np.ndarray, scale: np.ndarray, clip: bool,
