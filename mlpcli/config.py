@@ -166,7 +166,8 @@ class TrainOptions:
     standardize: bool = option(True, kind="bool", help="Centre and scale features with training statistics.")
     scaling: str = option("robust", kind="choice", choices=SCALING_CHOICES,
                           help="standard: z-scores. robust: median and IQR (of 2,048 training rows drawn at random, from "
-                               "4,096 rows on), then smooth clipping to about ±3 "
+                               "4,096 rows on; 1.349 SDs where that is smaller, as for a bimodal marker gene), then "
+                               "smooth clipping to about ±3 "
                                "(outliers cannot dominate), then centred at the clipped training values' mean; a "
                                "dense feature where one value holds a quarter of the rows or more (zero-inflated "
                                "expression) takes its mean and SD instead.")
@@ -174,7 +175,8 @@ class TrainOptions:
     hidden: list[int] | str = option(AUTO, kind="int_list", auto=True,
                                      help="Hidden layer widths, comma-separated ('' or none for none: softmax regression). "
                                           "auto: a small portfolio (none; with --lr auto on 200 features or more, none again at a tenth "
-                                          "of the rate; one hidden layer of 128; and, when features outnumber "
+                                          "of the rate; none trained by L-BFGS to its optimum, as logistic regression "
+                                          "is (not with --l1, --augment-noise, --lr-schedule or --batchnorm); one hidden layer of 128; and, when features outnumber "
                                           "training rows, that layer with --augment-noise auto) chosen by out-of-fold score on the training folds, the simpler "
                                           "one unless a more complex one wins by more than the larger of a tie "
                                           "margin (0.005) and one standard error of the paired difference "

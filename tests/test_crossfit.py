@@ -18,7 +18,7 @@ from mlpcli.errors import DataError
 from mlpcli.engine.functional import softmax
 from mlpcli.model_selection import check_disjoint, fit_model, kfold
 from mlpcli.config import AUTO_NOISE_MAX
-from mlpcli.model_selection.portfolio import PORTFOLIO
+from mlpcli.model_selection.portfolio import FULL_BATCH
 from tables import make_table, write_table
 from cli_helpers import run
 from model_files import rewrite_model, without_trust
@@ -150,10 +150,11 @@ def test_patients_with_a_private_signature_and_a_random_label_score_near_chance(
 def test_hidden_auto_chooses_from_the_portfolio_by_out_of_fold_score():
     ds = dataset(make_table(n_patients=30))
     fitted = fit_model(ds, TrainOptions(epochs=6))
-    assert [p["hidden"] for p in fitted.portfolio] == [list(h) for h in PORTFOLIO]
-    scores = {tuple(p["hidden"]): p["score"] for p in fitted.portfolio}
-    chosen = tuple(fitted.options.hidden)
-    assert fitted.model.network.hidden == list(chosen)
+    # the softmax regression early-stopped, then by L-BFGS to its optimum, then the hidden layer
+    assert [(p["hidden"], p.get("optimizer")) for p in fitted.portfolio] == [([], None), ([], "lbfgs"), ([128], None)]
+    scores = {(tuple(p["hidden"]), p.get("optimizer", "adamw")): p["score"] for p in fitted.portfolio}
+    chosen = (tuple(fitted.options.hidden), fitted.options.optimizer)
+    assert fitted.model.network.hidden == list(chosen[0])
     assert scores[chosen] >= max(scores.values()) - 0.005  # the best, or within the tie margin of it
     assert any("--hidden auto" in n for n in fitted.notes)
 
@@ -367,11 +368,13 @@ def test_input_noise_auto_follows_features_per_row_and_spares_softmax_regression
 def test_hidden_auto_also_tries_input_noise_only_where_features_outnumber_rows():
     from mlpcli.model_selection.portfolio import Candidate, portfolio
 
-    plain = [Candidate((), 0.0), Candidate((128,), 0.0)]
+    lbfgs = Candidate((), 0.0, "auto", FULL_BATCH)
+    plain = [Candidate((), 0.0), lbfgs, Candidate((128,), 0.0)]
     assert portfolio(TrainOptions(), 500, 150) == plain  # more rows than features: nothing to memorise
     # p > n: the hidden layer with input noise, before the plain one, so the plain layer must beat it clearly
     slow = Candidate((), 0.0, 0.001)  # (and the slower softmax regression, from 200 features)
-    assert portfolio(TrainOptions(), 490, 2000) == [plain[0], slow, Candidate((128,), "auto"), plain[1]]
+    assert portfolio(TrainOptions(), 490, 2000) == [plain[0], slow, lbfgs, Candidate((128,), "auto"), plain[2]]
+    # input noise given: L-BFGS, which minimises a fixed objective, is not tried
     assert portfolio(TrainOptions(augment_noise=0.5), 490, 2000) == [Candidate((), 0.5), Candidate((), 0.5, 0.001),
                                                                    Candidate((128,), 0.5)]
     assert portfolio(TrainOptions(hidden=[64]), 490, 2000) == [Candidate((64,), 0.0)]  # a fixed network: as asked
@@ -379,9 +382,9 @@ def test_hidden_auto_also_tries_input_noise_only_where_features_outnumber_rows()
 
     wide = make_table(n_patients=20, n_features=200)  # ~48 training rows per member, 200 genes
     fitted = fit_model(dataset(wide), TrainOptions(epochs=4))
-    assert [p["hidden"] for p in fitted.portfolio] == [[], [], [128], [128]]
+    assert [p["hidden"] for p in fitted.portfolio] == [[], [], [], [128], [128]]
     noise = [p["augment_noise"] for p in fitted.portfolio]
-    assert noise[0] == noise[1] == noise[3] == 0.0 and noise[2] == pytest.approx(AUTO_NOISE_MAX, rel=0.2)
+    assert noise[0] == noise[1] == noise[2] == noise[4] == 0.0 and noise[3] == pytest.approx(AUTO_NOISE_MAX, rel=0.2)
     chosen = next(p for p in fitted.portfolio if p["hidden"] == fitted.options.hidden
                   and p["augment_noise"] == fitted.options.augment_noise
                   and p["lr"] in ("auto", fitted.options.lr))
@@ -451,19 +454,34 @@ def test_hidden_auto_tries_a_slower_softmax_regression_on_wide_tables():
     for p in (SLOW_LINEAR_FEATURES, 2000, 20000):
         cands = portfolio(TrainOptions(), 3 * p, p)  # more rows than features: no noisy candidate
         assert cands == [Candidate((), 0.0), Candidate((), 0.0, auto_lr(False, p) * SLOW_LINEAR_FACTOR),
-                         Candidate((128,), 0.0)]
+                         Candidate((), 0.0, "auto", FULL_BATCH), Candidate((128,), 0.0)]
     assert portfolio(TrainOptions(), 60000, 20000)[1].lr == pytest.approx(1e-4)  # the width rule, then a tenth
-    assert len(portfolio(TrainOptions(), 5000, SLOW_LINEAR_FEATURES - 1)) == 2  # narrow: the rate is not the issue
-    assert len(portfolio(TrainOptions(lr=0.003), 5000, 2000)) == 2  # a rate given is the rate used
+    assert len(portfolio(TrainOptions(), 5000, SLOW_LINEAR_FEATURES - 1)) == 3  # narrow: the rate is not the issue
+    assert len(portfolio(TrainOptions(lr=0.003), 5000, 2000)) == 3  # a rate given is the rate used
     assert "learning rate 0.001" in portfolio(TrainOptions(), 5000, 2000)[1].describe()
     slow = Candidate((), 0.0, 0.001)
     assert slow.options(TrainOptions()).lr == 0.001 and Candidate((), 0.0).options(TrainOptions(lr=0.02)).lr == 0.02
 
 
-def test_a_chosen_slower_softmax_regression_is_what_the_model_and_info_record(tmp_path):
-    """Sparse-ish counts of 400 cells x 1,000 genes, 6 types of 7-30 % marked by 20 genes each, the rest noise:
-    the slower rate scores clearly better out of fold (0.43 against 0.41), is chosen, and the model trains,
-    refits and reports with it; `info` names it."""
+def test_hidden_auto_tries_lbfgs_only_where_its_fixed_smooth_objective_holds_the_options():
+    """The softmax regression by L-BFGS comes after the early-stopped ones (it must beat them by more than the
+    noise) and is left out where the options ask for what L-BFGS cannot do (an L1 kink, input noise, a rate
+    schedule, batch normalisation) or already train every candidate with it."""
+    from mlpcli.model_selection.portfolio import Candidate, portfolio
+
+    lbfgs = Candidate((), 0.0, "auto", FULL_BATCH)
+    for optimizer in ("adam", "adamw", "sgd"):
+        assert portfolio(TrainOptions(optimizer=optimizer), 500, 150)[1] == lbfgs
+    for moot in (dict(l1=1e-4), dict(augment_noise=0.1), dict(lr_schedule="cosine"), dict(batchnorm=True),
+                 dict(optimizer="lbfgs")):
+        assert all(c.optimizer != FULL_BATCH for c in portfolio(TrainOptions(**moot), 500, 150)), moot
+    assert lbfgs.options(TrainOptions()).optimizer == "lbfgs" and lbfgs.describe() == "no hidden layer by L-BFGS"
+    assert Candidate((), 0.0).options(TrainOptions(optimizer="sgd")).optimizer == "sgd"
+
+
+def _marked_counts(path) -> None:
+    """Sparse-ish counts of 400 cells x 1,000 genes, 6 types of 7-30 % marked by 20 genes each, the rest noise,
+    written to ``path`` (a "label" column)."""
     rng = np.random.default_rng(0)
     n, d, k = 400, 1000, 6
     shares = np.array([30, 20, 15, 10, 10, 7], dtype=float)
@@ -477,19 +495,45 @@ def test_a_chosen_slower_softmax_regression_is_what_the_model_and_info_record(tm
     mu = rates / rates.sum(axis=1, keepdims=True) * rng.lognormal(np.log(1500), 0.4, size=(n, 1))
     df = pd.DataFrame(rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float), columns=[f"g{j}" for j in range(d)])
     df["label"] = [f"c{v}" for v in y]
-    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_csv(path, index=False)
+
+
+def test_a_chosen_slower_softmax_regression_is_what_the_model_and_info_record(tmp_path):
+    """On the marked counts the slower rate scores clearly better out of fold than the usual one, is chosen
+    (with --batchnorm, which L-BFGS cannot train, so that it is not tried), and the model trains, refits and
+    reports with it; `info` names it."""
+    _marked_counts(tmp_path / "t.csv")
     path = tmp_path / "m.mlp"
     res = run(["train", str(tmp_path / "t.csv"), "--target", "label", "--no-group", "-o", str(path), "--seed", "0",
-               "--refit", "--json"])
+               "--refit", "--batchnorm", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     table = next(p for p in _find(doc, "portfolio") if p)
     assert [(p["hidden"], p["lr"]) for p in table[:2]] == [([], "auto"), ([], pytest.approx(0.001))]
+    assert not any(p.get("optimizer") for p in table)
     assert table[1]["score"] > table[0]["score"]
     resolved = model_io.load(path).config["resolved"]
     assert resolved["hidden"] == [] and resolved["lr"] == pytest.approx(0.001)  # the refit's rate too
     out = " ".join(run(["info", str(path)]).output.split())
     assert "no hidden layer at learning rate 0.001" in out
+
+
+def test_a_chosen_softmax_regression_by_lbfgs_is_what_the_model_the_refit_and_info_record(tmp_path):
+    """On the same counts the softmax regression trained by L-BFGS to its penalised optimum beats both
+    early-stopped rates out of fold (log loss 1.320 against 1.337 and 1.399), is chosen, and its members, the --refit network and `info` are L-BFGS's."""
+    _marked_counts(tmp_path / "t.csv")
+    path = tmp_path / "m.mlp"
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "label", "--no-group", "-o", str(path), "--seed", "0",
+               "--refit", "--json"])
+    assert res.exit_code == 0, res.output
+    table = next(p for p in _find(json.loads(res.stdout), "portfolio") if p)
+    assert [(p["hidden"], p.get("optimizer")) for p in table[:3]] == [([], None), ([], None), ([], "lbfgs")]
+    assert table[2]["log_loss"] < min(table[0]["log_loss"], table[1]["log_loss"])  # (chosen by log loss)
+    model = model_io.load(path)
+    assert model.config["resolved"]["optimizer"] == "lbfgs" and model.config["resolved"]["hidden"] == []
+    assert all(m.get("converged") is not None for m in model.fit["members"])  # L-BFGS runs, to convergence
+    out = " ".join(run(["info", str(path)]).output.split())
+    assert "no hidden layer by L-BFGS" in out and "iterations run" in out
 
 
 def _find(doc, key):
@@ -650,7 +694,7 @@ def test_auto_noise_that_resolves_to_none_is_not_described_as_noise():
 
     auto = replace(TrainOptions(), augment_noise="auto")
     described = [c.describe() for c in portfolio(auto, 96, 20)]
-    assert described == ["no hidden layer", "hidden 128"]
+    assert described == ["no hidden layer", "no hidden layer by L-BFGS", "hidden 128"]
     wide = [c.describe() for c in portfolio(auto, 40, 300)]  # p >> n: the hidden layer's noise is auto's
     assert wide[0].startswith("no hidden layer") and "input noise" not in wide[0]
     assert any("hidden 128 with input noise (--augment-noise auto)" == d for d in wide)
@@ -662,8 +706,8 @@ def test_hidden_auto_tries_no_hidden_layer_beyond_ten_features_per_training_row(
     from mlpcli.config import TrainOptions
     from mlpcli.model_selection.portfolio import WIDE_FEATURES_PER_ROW, portfolio
 
-    assert [c.hidden for c in portfolio(TrainOptions(), 40, 400)] == [(), (), (128,), (128,)]  # 10 per row: tried
-    assert [c.hidden for c in portfolio(TrainOptions(), 40, 401)] == [(), ()]
+    assert [c.hidden for c in portfolio(TrainOptions(), 40, 400)] == [(), (), (), (128,), (128,)]  # 10 per row: tried
+    assert [c.hidden for c in portfolio(TrainOptions(), 40, 401)] == [(), (), ()]
     assert [c.hidden for c in portfolio(TrainOptions(hidden=[64]), 40, 4000)] == [(64,)]
     table = make_table("multiclass", n_patients=12, per_patient=2, n_features=300, seed=1)
     table.to_csv(tmp_path / "t.csv", index=False)

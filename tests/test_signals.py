@@ -263,14 +263,14 @@ def test_train_parallel_members_sigterm_to_the_main_process(tmp_path, table):
 
 
 def test_train_parallel_portfolio_keeps_the_candidate_whose_members_finished(tmp_path, table):
-    """The default portfolio in two processes: the hidden layer's members run first, softmax regression's
+    """The default portfolio in two processes: the hidden layer's members run first, the softmax regressions'
     last. Stopped after five networks, the model holds the hidden layer's finished members (all five, or
     four when a quick softmax member slipped in), not nothing (as it did: the candidates were walked in
     their own order and the run gave up at softmax regression, unfinished)."""
     cmd = Command(["train", str(table), "-o", "m.mlp", "--n-jobs", "2", "--epochs", "200", "--patience", "200"],
                   tmp_path)
-    finished = _networks_trained(cmd.freeze_after("5/10 networks trained"))
-    assert 5 <= finished < 10
+    finished = _networks_trained(cmd.freeze_after("5/15 networks trained"))  # (3 candidates x 5 members)
+    assert 5 <= finished < 15
     cmd.resume_with(signal.SIGTERM)
     rc, err = cmd.finish()
     assert rc == 143 and "Traceback" not in err, err

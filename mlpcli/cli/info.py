@@ -389,6 +389,7 @@ def _table(doc: dict) -> Table:
                                               if by_loss else "") +
                       ("RMSE of the targets in units of their SDs: " if several else "") + "; ".join(
             f"{'hidden ' + ','.join(map(str, p['hidden'])) if p['hidden'] else 'no hidden layer'}"
+            f"{' by L-BFGS' if p.get('optimizer') == 'lbfgs' else ''}"
             f"{' at learning rate ' + format(p['lr'], '.2g') if isinstance(p.get('lr'), (int, float)) else ''}"
             f"{' with input noise ' + fmt(p.get('augment_noise')) if p.get('augment_noise') else ''}: "
             + (f"{fmt(p['log_loss'], 'loss')} ({fmt_metric(main, _metric_value(doc['task'], p['score']))})" if by_loss
