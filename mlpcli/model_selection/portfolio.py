@@ -42,8 +42,8 @@ WIDE_FEATURES_PER_ROW = 10
 # noise of the comparison. Adam moves every weight at about the same rate whatever its gradient, and early
 # stopping keeps it short of that optimum: on tables whose signal is linear and spread thin the default trailed
 # logistic regression by 0.02-0.03 (bench_synthetic.py "small", "batches"). Chosen by out-of-fold log loss, which
-# the crossed predictions score honestly for a candidate without an epoch choice (benchmarks/RESULTS.md, "The
-# softmax regression by L-BFGS joins --hidden auto").
+# the crossed predictions score honestly for a candidate without an epoch choice (benchmarks/RESULTS.md, 2026-12-07,
+# "... the softmax regression by L-BFGS joins --hidden auto").
 FULL_BATCH = "lbfgs"
 
 
@@ -75,7 +75,7 @@ class Candidate:
 
 def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Candidate]:
     """The candidates for ``options`` on ``n_train`` training rows per member of ``n_features`` features
-    (after --top-var), simplest first: ``options.hidden`` alone unless it is auto; else PORTFOLIO, with two
+    (after --top-var), simplest first: ``options.hidden`` alone unless it is auto; else PORTFOLIO, with three
     additions.
 
     On SLOW_LINEAR_FEATURES features or more, with lr auto, the softmax regression again at
@@ -86,6 +86,9 @@ def portfolio(options: TrainOptions, n_train: int, n_features: int) -> list[Cand
     Gaussian samples 0.578 -> 0.396; the lower rate alone: NCI60 and the sample data gain, 700 PBMCs lose):
     the out-of-fold scores choose, and the slower one comes second, so it must win by more than the noise of
     the comparison (benchmarks/RESULTS.md, "A slower softmax regression joins --hidden auto").
+
+    The softmax regression again by L-BFGS (FULL_BATCH) to the optimum of its penalised loss, after the early-stopped
+    ones, where the options allow it (``full_batch_applies``).
 
     When the features outnumber the rows and no input noise was asked for, the hidden layer again with
     input noise of SD sqrt(p / n) (``auto_defaults.auto_noise``). With p >> n the plain hidden layer memorises its
