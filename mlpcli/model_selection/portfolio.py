@@ -15,6 +15,7 @@ from .. import auto_defaults, data, metrics
 from ..metrics_resampled import cluster_se, cluster_sums
 from ..calibration import fit_temperature
 from ..config import AUTO, MINIBATCH_OPTIMIZERS, TrainOptions
+from ..training import LBFGS
 
 if TYPE_CHECKING:
     from .crossfit import FittedCandidate
@@ -44,7 +45,7 @@ WIDE_FEATURES_PER_ROW = 10
 # logistic regression by 0.02-0.03 (bench_synthetic.py "small", "batches"). Chosen by out-of-fold log loss, which
 # the crossed predictions score honestly for a candidate without an epoch choice (benchmarks/RESULTS.md, 2026-12-07,
 # "... the softmax regression by L-BFGS joins --hidden auto").
-FULL_BATCH = "lbfgs"
+FULL_BATCH = LBFGS
 
 
 @dataclass(frozen=True)
