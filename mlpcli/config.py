@@ -281,6 +281,7 @@ class TrainOptions:
                               "commas is separated by something else, e.g. --sep semicolon")
         if self.raw and self.layer not in (None, "X"):
             raise ConfigError(f"--raw and --layer {self.layer} both choose the features of an .h5ad file; pass one")
+        check_one_target_for_classes(self.task, self.target)
         if self.val_data and self.folds not in (1, AUTO):
             raise ConfigError(f"--val-data: gives one validation table, which needs {folds_flag} 1 (got {folds_flag} "
                               f"{self.folds})")
@@ -480,6 +481,17 @@ def check_unused(options: "TrainOptions", given: Iterable[str], grid: dict | Non
             said = ", ".join(f"{k.replace('_', '-')} = {toml_text(getattr(options, k))}" for k in filed)
             raise ConfigError(f"{shown}: {rule.why(tried, folds_flag)}" + (f" (--config {path}: {said})" if filed
                                                                            else ""))
+
+
+def check_one_target_for_classes(task: str, target: Iterable[str] | None) -> None:
+    """A ConfigError for ``--task binary`` or ``multiclass`` with several --target columns: the options contradict
+    each other whatever the table holds, so it is a usage error before the data is read (it was a data error, exit
+    1, once the whole table had been read)."""
+    names = [n.strip() for t in (target or ()) for n in str(t).split(",") if n.strip()]
+    if task in ("binary", "multiclass") and len(names) > 1:
+        raise ConfigError(f"--task {task} takes one --target column, got {len(names)} "
+                          f"({', '.join(map(repr, names))}); use --task multilabel for several 0/1 columns, "
+                          "--task regression for several numeric ones")
 
 
 def toml_text(value: Any) -> str:

@@ -82,6 +82,14 @@ def display_name(key: str, short: bool = False) -> str:
     return names[1] if short else names[0]
 
 
+def task_display_name(key: str, task: str | None) -> str:
+    """``display_name`` as a model of ``task`` computes the metric: a multi-label model's ECE bins every
+    sample-label call (each at max(p, 1 - p)), which is no top-label ECE — there is no ranking of labels."""
+    if key == "ece" and task == "multilabel":
+        return "ECE (every label call)"
+    return display_name(key)
+
+
 def main_metric_name(task: str) -> str:
     return MAIN_METRIC[task]
 

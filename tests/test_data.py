@@ -845,6 +845,21 @@ def test_summarize_split_for_an_explicit_validation_table():
         splits.summarize_split(train, ds.subset([0, 1]), "explicit validation table")
 
 
+def test_a_multilabel_labels_positives_on_one_side_are_not_called_a_class():
+    """A label whose positives all sit on one side was warned of as "class 'rare' is only in the training rows
+    (4 samples)": a multi-label label is no class of 4 samples, every row holds it, present or absent."""
+    y = np.zeros((12, 2))
+    y[::2, 0] = 1
+    y[:4, 1] = 1  # 'rare': positive in the first 4 rows only
+    ds = D.Dataset(X=np.zeros((12, 1)), y=y, feature_names=["g0"], task="multilabel", classes=["common", "rare"])
+    summary = splits.summarize_split(ds.subset(np.arange(8)), ds.subset(np.arange(8, 12)), "explicit validation table")
+    assert summary.warnings == ["label 'rare' has positives only in the training rows (4 positives); validation "
+                                "metrics do not cover it"]
+    summary = splits.summarize_split(ds.subset(np.arange(4, 12)), ds.subset(np.arange(4)), "explicit validation table")
+    assert summary.warnings == ["label 'rare' has positives only in the validation rows (4 positives); the model "
+                                "never trains on it"]
+
+
 def test_leakage_guard_raises_internal_error():
     ds = D.Dataset(X=np.zeros((3, 1)), y=None, feature_names=["f"], task=None, groups=np.array(["a", "b", "c"]))
     splits.check_disjoint(ds, np.array([0, 1]), np.array([2]), "a split")  # disjoint: fine

@@ -591,6 +591,25 @@ def test_class_names_with_a_slash_keep_a_probability_column_each(tmp_path):
     assert not [c for c in anndata.read_h5ad(again).obs.columns if c.startswith("mlpcli_prob_")]
 
 
+@pytest.mark.parametrize("task", ["regression", "multilabel"])
+def test_obs_probs_of_a_model_without_class_probabilities_is_a_usage_error(tmp_path, task):
+    """--obs-probs adds one probability column per class; for a regression model (no probabilities) and a
+    multi-label one (each label's <prefix><label>_prob is written anyway) it was ignored without a word."""
+    adata = make_adata(n_cells=60, n_genes=12)
+    adata.obs["score"] = np.linspace(0.5, 9.5, adata.n_obs)
+    adata.obs["is_a"] = (adata.obs["cell_type"] == TYPES[0]).astype(int)
+    adata.obs["is_b"] = (adata.obs["cell_type"] == TYPES[1]).astype(int)
+    source, model, out = write(adata, tmp_path / "c.h5ad"), str(tmp_path / "m.mlp"), tmp_path / "o.h5ad"
+    target = "score" if task == "regression" else "is_a,is_b"
+    res = run(["train", source, "--target", target, "--layer", "counts", "--epochs", "2", "--hidden", "",
+               "--folds", "1", "-o", model, "-q"])
+    assert res.exit_code == 0, res.output
+    res = run(["predict", model, source, "-o", str(out), "--obs-probs"])
+    assert res.exit_code == 2 and f"--obs-probs applies to binary and multiclass models; this model is {task}" in \
+        res.output, res.output
+    assert not out.exists() and not leftovers(tmp_path)
+
+
 @pytest.mark.parametrize("command", ["predict", "evaluate", "explain"])
 def test_contradictory_or_inapplicable_input_options_are_usage_errors_in_every_command(files, tmp_path, command):
     """Exit 2 as in train: they exited 1 in predict, evaluate and explain, or (explain) were ignored."""

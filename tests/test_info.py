@@ -214,7 +214,7 @@ def test_info_gives_the_settings_the_refit_network_resolved_for_all_rows(info_mo
 
 def test_info_says_units_and_ece_as_they_are(tmp_path):
     """Without a patient column the prediction sets' scores were "(400 patients)"; a multi-label model's ECE was
-    called top-label, which it is not (every label's call)."""
+    called top-label, which it is not (every label's call), and its labels' positives "samples per class"."""
     from tables import make_table
 
     run_cli = run
@@ -225,6 +225,8 @@ def test_info_says_units_and_ece_as_they_are(tmp_path):
                     "-q", "-o", model]).exit_code == 0
     text = " ".join(run_cli(["info", model], env={"COLUMNS": "400"}).output.split())
     assert "ECE (every label call)" in text and "top-label" not in text
+    # a label's count is its positives: "samples per class" read as if each row held one of the labels
+    assert "(positives per label in the 40 training rows)" in text and "per class" not in text
     binary = make_table("binary", n_patients=40, per_patient=3).drop(columns=["patient_id"])
     binary.to_csv(tmp_path / "b.csv", index=False)
     assert run_cli(["train", str(tmp_path / "b.csv"), "--no-group", "--epochs", "3", "-q", "-o", model]).exit_code == 0

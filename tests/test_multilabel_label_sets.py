@@ -50,6 +50,14 @@ def test_evaluate_bootstraps_over_the_tables_labels(rare_label):
     assert low <= doc["metrics"]["balanced_accuracy"] <= high
 
 
+def test_evaluate_names_a_multilabel_ece_as_info_does(rare_label):
+    """evaluate's table called a multi-label model's ECE "top-label", which it is not (it bins every
+    sample-label call, each at max(p, 1 - p)); `info` of the same model said "every label call"."""
+    res = run(["evaluate", str(rare_label / "m.mlp"), str(rare_label / "t.csv"), "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "ECE (every label call)" in res.output and "top-label" not in res.output, res.output
+
+
 def test_a_label_of_one_patient_is_a_warning_in_train_and_cv(tmp_path):
     table = make_table("multilabel", n_patients=30, per_patient=3, n_features=8, seed=6)
     table["solo"] = (table["patient_id"] == "P000").astype(int)

@@ -124,6 +124,16 @@ def test_other_option_values_are_usage_errors_too(tmp_path, args, flag):
     assert_clean_error(res, flag, code=2)
 
 
+@pytest.mark.parametrize("command", list(TRAINING_COMMANDS))
+def test_a_one_column_task_with_several_targets_is_a_usage_error(tmp_path, command):
+    """--task binary (or multiclass) with several --target columns contradicts itself whatever the table holds; it
+    was a data error (exit 1) raised once the table had been read."""
+    args, _ = TRAINING_COMMANDS[command]
+    table = write_table(tmp_path)
+    res = run([table if a == "data.csv" else a for a in args] + ["--task", "binary", "--target", "label,batch"])
+    assert_clean_error(res, "--task binary takes one --target column, got 2 ('label', 'batch')", code=2)
+
+
 @pytest.mark.parametrize("args, flag, advice", [
     (["train", "DATA", "--optimizer", "adam", "--weight-decay", "0.1"], "--weight-decay", "--l2"),
     (["train", "DATA", "--optimizer", "sgd", "--weight-decay", "0.1"], "--weight-decay", "--l2"),

@@ -11,7 +11,7 @@ from ..calibration import temperature_words
 from ..decision import label_threshold_words
 from ..errors import ConfigError, DataError
 from ..fileio import write_together
-from ..metrics import display_name
+from ..metrics import display_name, task_display_name
 from . import SHORT_HELP
 from .console import binary_stdin, check_stdout_open, json_text, print_json, stderr_console, stdout_console, Table
 from .exits import handle_errors, reading
@@ -45,7 +45,7 @@ def _metrics_table(result, title: str) -> Table:
     for key, value in result.metrics.items():
         if key in ("n", "threshold") or isinstance(value, (list, dict, str)):
             continue
-        row = [display_name(key), fmt_metric(key, value)]
+        row = [task_display_name(key, result.task), fmt_metric(key, value)]
         if result.ci:
             row.append(fmt_interval(key, result.ci.get(key)))
         table.add_row(*row, style="bold" if key == result.main_metric else None)

@@ -7,7 +7,7 @@ import os
 import click
 import numpy as np
 
-from ..metrics import display_name
+from ..metrics import display_name, task_display_name
 from ..text import one_line_name
 from . import SHORT_HELP
 from .console import check_stdout_open, print_json, stdout_console, Table
@@ -293,7 +293,9 @@ def _table(doc: dict) -> Table:
     classes = ", ".join(f"{c} ({counts[c]})" if c in counts else c for c in doc["classes"])
     # the counts are of the rows the split trained on: all of them for an ensemble, the training part of a hold-out
     train_rows = (doc.get("split") or {}).get("n_train")
-    of_rows = f" (samples per class in the {train_rows:,} training rows)" if counts and isinstance(train_rows, int) else ""
+    # a multi-label model's counts are each label's positives (every row holds every label, present or absent)
+    per = "positives per label" if doc["task"] == "multilabel" else "samples per class"
+    of_rows = f" ({per} in the {train_rows:,} training rows)" if counts and isinstance(train_rows, int) else ""
     table.add_row("task", f"{doc['task']}: {classes}{of_rows}")
     if doc["positive_class"] is not None:
         table.add_row("positive class", f"{doc['positive_class']} (positive-class metrics, --threshold and "
@@ -404,7 +406,7 @@ def _table(doc: dict) -> Table:
         # the threshold and the positive class are settings the metrics were computed at, not metrics
         settings = ("n", "threshold", "positive_class")
         # a multi-label model's ECE is of every label's calls (each at max(p, 1 - p)), not of a top label
-        shown = ", ".join(f"{'ECE (every label call)' if k == 'ece' and doc['task'] == 'multilabel' else display_name(k)}"
+        shown = ", ".join(f"{task_display_name(k, doc['task'])}"
                           f" {fmt_metric(k, v)}" for k, v in m.items() if k not in settings and v is not None)
         at = f", threshold {fmt(m['threshold'])}" if m.get("threshold") is not None else ""
         if doc["task"] == "regression" and len(doc["classes"]) > 1:

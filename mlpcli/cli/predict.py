@@ -360,6 +360,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
         check_writable(out, "--out")
     uncertainty_from(dict(params), None, model_path)  # contradictory options: before the model is read
     model = load_model(model_path, shift_path)
+    _check_obs_probs(obs_probs, model)
     uncertainty = uncertainty_from(params, model, model_path)
     with threads_context(threads), ReadProgress(quiet) as progress:
         stream = lib.predict_stream(model, data_file, **chunks, threshold=threshold, decision=decision,
@@ -418,6 +419,17 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     else:  # standard output holds rows (-o -, --shift-report -): the summary goes to stderr, as train's does
         con = stderr_console(quiet) if out == "-" or shift_path == "-" else stdout_console()  # -q: see train
         con.print(_summary_table(summary, "standard output" if out == "-" else out, n))
+
+
+def _check_obs_probs(obs_probs: bool, model) -> None:
+    """--obs-probs adds a probability column per class; a regression model has no classes and a multi-label model
+    writes each label's probability (<prefix><label>_prob) anyway, so there it read nothing and was ignored without
+    a word, where every other option a model cannot use is a usage error."""
+    if obs_probs and model.task not in ("binary", "multiclass"):
+        why = ("a multi-label model's .h5ad copy holds each label's probability, <prefix><label>_prob, without it"
+               if model.task == "multilabel" else "a regression model predicts values, not probabilities")
+        raise click.UsageError(f"--obs-probs applies to binary and multiclass models; this model is {model.task}: "
+                               f"{why} (leave --obs-probs out)")
 
 
 def _check_explain_options(explain_k: int | None) -> None:

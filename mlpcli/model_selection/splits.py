@@ -317,8 +317,9 @@ class _Side:
 
     n: int
     n_groups: int | None
-    classes: dict[str, int]
+    classes: dict[str, int]  # samples per class, or positives per label (``multilabel``)
     batches: dict[str, int]
+    multilabel: bool = False
 
 
 def _side_counts(dataset: Dataset, idx: np.ndarray | None = None) -> _Side:
@@ -334,22 +335,34 @@ def _side_counts(dataset: Dataset, idx: np.ndarray | None = None) -> _Side:
     if dataset.batches is not None:
         batches = {str(b): int(k) for b, k in sorted(Counter(dataset.batches[idx]).items())}
     n_groups = None if dataset.groups is None else int(len(np.unique(dataset.groups[idx])))
-    return _Side(n=int(len(idx)), n_groups=n_groups, classes=classes, batches=batches)
+    return _Side(n=int(len(idx)), n_groups=n_groups, classes=classes, batches=batches,
+                 multilabel=dataset.task == "multilabel")
+
+
+def _one_side_only(kind: str, key: str, count: int, side: str, multilabel: bool) -> str:
+    """The warning for a class (a label's positives, a batch) found on one ``side`` of a split only. A multi-label
+    label is in every row, present or absent: "class 'C' is only in the training rows (4 samples)" said of a label
+    whose 4 positives all trained, as if the label were a class of 4 samples."""
+    where = f"only in the {side} rows"
+    if kind == "class" and multilabel:
+        what = f"label {key!r} has positives {where} ({count} positive{'s' if count != 1 else ''})"
+    else:
+        what = f"{kind} {key!r} is {where} ({count} samples)"
+    if side == "training":
+        return f"{what}; " + ("validation metrics do not cover it" if kind == "class" else "validation does not test it")
+    return f"{what}; the model never trains on it"
 
 
 def _summary(train: _Side, val: _Side, strategy: str) -> SplitSummary:
     warn: list[str] = []
-    for kind, tr, va, consequence in (
-        ("class", train.classes, val.classes, "validation metrics do not cover it"),
-        ("batch", train.batches, val.batches, "validation does not test it"),
-    ):
+    multilabel = train.multilabel or val.multilabel
+    for kind, tr, va in (("class", train.classes, val.classes), ("batch", train.batches, val.batches)):
         for key in list(dict.fromkeys([*tr, *va])):
             k_tr, k_va = tr.get(key, 0), va.get(key, 0)
             if k_tr and not k_va:
-                warn.append(f"{kind} {key!r} is only in the training rows ({k_tr} samples); {consequence}")
+                warn.append(_one_side_only(kind, key, k_tr, "training", multilabel))
             elif k_va and not k_tr:
-                warn.append(f"{kind} {key!r} is only in the validation rows ({k_va} samples); the model never "
-                            "trains on it")
+                warn.append(_one_side_only(kind, key, k_va, "validation", multilabel))
     return SplitSummary(
         strategy=strategy, n_train=train.n, n_val=val.n, n_groups_train=train.n_groups,
         n_groups_val=val.n_groups, class_counts_train=train.classes, class_counts_val=val.classes,
