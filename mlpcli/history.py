@@ -333,13 +333,24 @@ def curves_from_history(history: list[dict], curves: str = "loss", *, source: st
 MAX_CURVE_VALUE = 1e100
 
 
+def _recorded_cells(history: list[dict], name: str) -> list:
+    """The non-empty values of column ``name`` in row order, text kept as text: a hand-edited cell that is not a
+    number must be said, not read as missing (a best_epoch of "x" was dropped without a word, where 999 was noted)."""
+    return [v for v in (r.get(name) for r in history)
+            if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
 def _single_curves(history: list[dict], curves: str, source: str = "history", kind: str = "history") -> Curves:
     tk, vk = CURVE_COLUMNS[curves]
     c = Curves(source=source, kind=kind, curves=curves, name=curves, train=[_num(r[tk]) for r in history],
                val=[_num(r[vk]) for r in history])
     if curves == "loss" and history and all("train_loss_eval" in r for r in history):
         c.train_eval = [_num(r["train_loss_eval"]) for r in history]
-    kept = [b for b in (_num(r.get("best_epoch")) for r in history) if math.isfinite(b)]
+    cells = _recorded_cells(history, "best_epoch")
+    kept = [b for b in map(_num, cells) if math.isfinite(b)]
+    if cells and not math.isfinite(_num(cells[-1])):  # text ("x", "n/a"): an edited cell, said as one out of range is
+        c.notes.append(f"{source}: best_epoch {cells[-1]!r} is not an epoch number: ignored")
+        kept = []  # not an earlier row's best, which the run moved on from
     if kept and kept[-1] >= 1:  # `train --history` records the kept epoch on every row
         last = len(history)
         if kept[-1] == int(kept[-1]) and kept[-1] <= last:
@@ -577,6 +588,8 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     if any(tk not in row or vk not in row for row in h):
         raise DataError(f"{path}: the model's history has no {tk}/{vk} (it has {', '.join(h[0])})")
     cfg, fit = model.config or {}, model.fit or {}
+    _check_curve_values(h, (tk, vk, "train_loss_eval"), path, "no run records such a value: the file was edited or "
+                        "damaged")
     c = curves_from_history(h, curves, source=path, kind="model")
     resolved = {**cfg, **(cfg.get("resolved") or {})}  # "auto" options as the run made them concrete
     c.linear = bool(model.members) and all(not list(m.network.hidden) for m in model.members)
@@ -669,13 +682,8 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
         if name in frame.columns:
             _check_numeric(frame, name, source)
     rows = _in_epoch_order(_rows(frame), source)
-    for name in (tk, vk, "train_loss_eval"):
-        huge = next(((v, r) for v, r in ((_num(r.get(name)), r) for r in rows) if math.isfinite(v)
-                     and abs(v) > MAX_CURVE_VALUE), None) if name in frame.columns else None
-        if huge is not None:  # the rules square deviations: beyond ~1e154 they overflow to inf and read as n/a
-            raise DataError(f"{source}: {name} holds {huge[0]:g} at epoch {huge[1].get('epoch', '?')}, beyond "
-                            f"{MAX_CURVE_VALUE:g}, the largest value diagnose's arithmetic takes; divide the curve "
-                            "columns by a constant (the verdict does not depend on their scale)")
+    _check_curve_values(rows, (tk, vk, "train_loss_eval"), source, "divide the curve columns by a constant (the "
+                        "verdict does not depend on their scale)")
     c = curves_from_history(rows, curves, source=source)
     if curves == "loss":  # a loss (log loss, squared error) is never below 0: a hand-edited cell, or a score column
         for name in (tk, vk):
@@ -759,6 +767,19 @@ def _in_epoch_order(rows: list[dict], source: str) -> list[dict]:
                             "(as Keras does)")
         expected += 1
     return ordered
+
+
+def _check_curve_values(rows: list[dict], names: Sequence[str], source: str, remedy: str) -> None:
+    """A curve value beyond MAX_CURVE_VALUE is a DataError naming the column and epoch, whether the curves come from a
+    history table or a model file: the rules square deviations, which overflow to inf beyond ~1e154, and the run read
+    "noisy, n/a of its level" with exit 0 (a model file's history was not checked at all). ``remedy`` ends the
+    message."""
+    for name in names:
+        huge = next(((v, r) for v, r in ((_num(r.get(name)), r) for r in rows)
+                     if math.isfinite(v) and abs(v) > MAX_CURVE_VALUE), None)
+        if huge is not None:
+            raise DataError(f"{source}: {name} holds {huge[0]:g} at epoch {huge[1].get('epoch', '?')}, beyond "
+                            f"{MAX_CURVE_VALUE:g}, the largest value diagnose's arithmetic takes; {remedy}")
 
 
 def _check_numeric(frame, name: str, path: str) -> None:

@@ -670,6 +670,20 @@ def test_diagnose_names_a_compressed_model_and_reads_a_history_without_a_suffix(
     assert res.exit_code == 0 and json.loads(res.stdout)["label"]
 
 
+def test_a_model_files_history_beyond_diagnoses_arithmetic_is_an_error_as_a_tables_is(tmp_path, model):
+    """A model file whose history was scaled by 1e160 read "Noisy validation: ... wiggles by n/a of its level", exit
+    0: the limit a history table is held to (the rules square deviations, which overflow) was not checked there."""
+    from model_files import rewrite_model
+
+    def scaled(meta: dict) -> None:
+        for row in meta["history"]:
+            row["train_loss"], row["val_loss"] = row["train_loss"] * 1e160, row["val_loss"] * 1e160
+
+    edited = rewrite_model(model, tmp_path / "edited.mlp", scaled, lambda arrays: arrays)
+    assert_clean_error(run(["diagnose", edited]), "edited.mlp: train_loss holds",
+                       "beyond 1e+100, the largest value diagnose's arithmetic takes", "the file was edited or damaged")
+
+
 def test_lbfgs_curves_are_iterations(histories):
     """The panel said "13 epochs; weights kept from epoch 13" and the chart "kept epoch" for L-BFGS iterations."""
     c = read_curves(histories / "lbfgs.mlp")

@@ -45,6 +45,16 @@ def test_a_best_epoch_outside_the_run_is_ignored_and_said(tmp_path):
     assert "weights kept from epoch 12" in " ".join(run(["diagnose", str(tmp_path / "h.csv"), "--no-chart"]).output.split())
 
 
+def test_a_best_epoch_of_text_is_ignored_and_said(tmp_path):
+    """A best_epoch cell edited to text was dropped without a word, and with it the last row's: an earlier row's
+    number then read as "weights kept from epoch 29" (a number outside the run was already said and ignored)."""
+    _history(tmp_path / "h.csv", best=[str(e) for e in range(1, 30)] + ["x"])
+    res = run(["diagnose", str(tmp_path / "h.csv"), "--no-chart"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "best_epoch 'x' is not an epoch number: ignored" in text, text
+    assert "weights kept from epoch" not in text
+
+
 def test_an_ensemble_members_best_epoch_outside_its_run_is_said(tmp_path):
     e = np.arange(1, 31)
     rng = np.random.default_rng(0)

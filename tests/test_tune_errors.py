@@ -269,3 +269,12 @@ def test_member_folds_in_a_config_file_without_refit_is_refused_as_on_the_comman
     config.write_text("member-folds = 3\n")
     res = run(["tune", str(tmp_path / "never_read.csv"), "--config", str(config), "--grid", "l2=0,1e-3"])
     assert res.exit_code == 2 and "member-folds" in res.output and "--refit" in res.output, res.output
+
+
+def test_out_in_a_config_file_without_refit_is_refused_as_on_the_command_line(tmp_path):
+    """`out = "best.mlp"` in --config was accepted and ignored by a tune without --refit: no model was written, exit 0
+    (`-o best.mlp` on the command line was refused)."""
+    config = tmp_path / "run.toml"
+    config.write_text('out = "best.mlp"\n')
+    res = run(["tune", str(tmp_path / "never_read.csv"), "--config", str(config), "--grid", "l2=0,1e-3"])
+    assert_clean_error(res, f"out in --config {config} names the model written by --refit; add --refit", code=2)

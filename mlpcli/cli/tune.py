@@ -124,6 +124,22 @@ def _write_outputs(model, out: str, results, results_path: str | None) -> None:
     write_together(files, last=last)
 
 
+def _check_out_needs_refit(ctx: click.Context, refit: bool) -> None:
+    """-o/--out names the model --refit writes: without --refit it is a usage error, from the command line and from
+    --config alike (``out = "best.mlp"`` in the file was accepted and ignored, and no model was written, where the
+    flag was refused)."""
+    from click.core import ParameterSource
+
+    from .options import CONFIG_META
+
+    source = ctx.get_parameter_source("out")
+    if refit or source not in (ParameterSource.COMMANDLINE, ParameterSource.DEFAULT_MAP):
+        return
+    where = (f"out in --config {ctx.meta.get(CONFIG_META)}" if source == ParameterSource.DEFAULT_MAP
+             else "-o/--out")
+    raise click.UsageError(f"{where} names the model written by --refit; add --refit")
+
+
 @click.command("tune", context_settings=CONTEXT_SETTINGS,
                short_help=SHORT_HELP["tune"])
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))
@@ -179,8 +195,7 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     from ..model_selection.cross_validation import check_cv_options
 
     plan = make_plan(n_jobs, backend, scheduler, threads)
-    if ctx.get_parameter_source("out") == click.core.ParameterSource.COMMANDLINE and not refit:
-        raise click.UsageError("-o/--out names the model written by --refit; add --refit")
+    _check_out_needs_refit(ctx, refit)
     if ctx.get_parameter_source("outer_folds") == click.core.ParameterSource.COMMANDLINE and not nested:
         raise click.UsageError("--outer-folds sets the outer folds of --nested; add --nested")
     options = options_from_params(params, check_optimizer=False)  # checked below, with the grid's optimizers
