@@ -38,12 +38,13 @@ def test_the_same_curves_give_the_same_file_in_every_format(tmp_path):
     import time
 
     train, val = [1.0, 0.6, 0.4, 0.35], [1.1, 0.7, 0.55, 0.56]
-    for fmt in ("pdf", "svg", "png"):
-        a, b = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
-        plot_curves(str(a), train, val, best_epoch=3)
-        time.sleep(1.1)  # a second later: a creation date would differ
-        plot_curves(str(b), train, val, best_epoch=3)
-        assert a.read_bytes() == b.read_bytes(), fmt
+    formats = ("pdf", "svg", "png")
+    for fmt in formats:
+        plot_curves(str(tmp_path / f"a.{fmt}"), train, val, best_epoch=3)
+    time.sleep(1.1)  # a second later, for every format at once: a creation date would differ
+    for fmt in formats:
+        plot_curves(str(tmp_path / f"b.{fmt}"), train, val, best_epoch=3)
+        assert (tmp_path / f"a.{fmt}").read_bytes() == (tmp_path / f"b.{fmt}").read_bytes(), fmt
 
 
 def test_explain_plots_say_what_permutation_scores_and_what_grey_bars_are(tmp_path):

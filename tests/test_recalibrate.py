@@ -333,21 +333,31 @@ def _labels_cohort(n, seed, shift=0.0):
     return d
 
 
-def test_a_multi_label_model_is_updated_label_by_label(tmp_path):
-    _labels_cohort(800, 1).to_csv(tmp_path / "dev.csv", index=False)
+LABELS = ["--id", "pid", "--target", "lab0,lab1,lab2"]
+
+
+@pytest.fixture(scope="module")
+def labels_model(tmp_path_factory):
+    """A multi-label model of ``_labels_cohort(800, 1)``: the two tests below trained this very model each (the
+    same table, options and seed give the same file), and neither changes it (recalibrate writes a new one)."""
+    tmp = tmp_path_factory.mktemp("labels")
+    _labels_cohort(800, 1).to_csv(tmp / "dev.csv", index=False)
+    assert run(["train", str(tmp / "dev.csv"), *LABELS, "--hidden", "16", "-q", "-o", str(tmp / "m.mlp")]).exit_code == 0
+    return tmp / "m.mlp"
+
+
+def test_a_multi_label_model_is_updated_label_by_label(tmp_path, labels_model):
     _labels_cohort(1200, 2, shift=-1.2).to_csv(tmp_path / "site.csv", index=False)
     _labels_cohort(2000, 3, shift=-1.2).to_csv(tmp_path / "more.csv", index=False)
-    roles = ["--id", "pid", "--target", "lab0,lab1,lab2"]
-    assert run(["train", str(tmp_path / "dev.csv"), *roles, "--hidden", "16", "-q", "-o",
-                str(tmp_path / "m.mlp")]).exit_code == 0
-    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "site.csv"), *roles, "-o",
+    roles = LABELS
+    res = run(["recalibrate", str(labels_model), str(tmp_path / "site.csv"), *roles, "-o",
                str(tmp_path / "r.mlp"), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["kept"] == "per label" and doc["figures"]["lab0"]["kept"] in ("intercept", "logistic")
     assert doc["figures"]["lab0"]["observed_expected_before"] < 0.75
     assert doc["figures"]["lab0"]["observed_expected_after"] == pytest.approx(1.0, abs=1e-4)
-    before, after = model_io.load(str(tmp_path / "m.mlp")), model_io.load(str(tmp_path / "r.mlp"))
+    before, after = model_io.load(str(labels_model)), model_io.load(str(tmp_path / "r.mlp"))
     rc = after.recalibration
     assert rc.labels[0] != "none" and len(rc.intercept) == len(rc.slope) == 3
     X = load_samples(before, str(tmp_path / "more.csv")).X
@@ -357,35 +367,32 @@ def test_a_multi_label_model_is_updated_label_by_label(tmp_path):
     np.testing.assert_allclose(after.predict_output(X)[:, untouched], before.predict_output(X)[:, untouched],
                                rtol=1e-6, atol=1e-9)
     scored = [json.loads(run(["evaluate", str(path), str(tmp_path / "more.csv"), *roles, "--json"]).stdout)
-              for path in (tmp_path / "m.mlp", tmp_path / "r.mlp")]
+              for path in (labels_model, tmp_path / "r.mlp")]
     loss = [{r["label"]: r["log_loss"] for r in s["metrics"]["per_label"]} for s in scored]
     assert loss[1]["lab0"] < loss[0]["lab0"] - 0.03
     assert "recalibrated" in run(["info", str(tmp_path / "r.mlp")]).output
 
 
-def test_labels_the_table_cannot_test_are_an_error_and_chance_is_held_to_holms_levels(tmp_path):
-    roles = ["--id", "pid", "--target", "lab0,lab1,lab2"]
-    _labels_cohort(800, 1).to_csv(tmp_path / "dev.csv", index=False)
-    assert run(["train", str(tmp_path / "dev.csv"), *roles, "--hidden", "16", "-q", "-o",
-                str(tmp_path / "m.mlp")]).exit_code == 0
+def test_labels_the_table_cannot_test_are_an_error_and_chance_is_held_to_holms_levels(tmp_path, labels_model):
+    roles = LABELS
     few = _labels_cohort(60, 4)
     for label in ("lab0", "lab1", "lab2"):
         few[label] = 0
     few.loc[:4, "lab0"] = 1
     few.to_csv(tmp_path / "few.csv", index=False)
-    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "few.csv"), *roles, "-o",
+    res = run(["recalibrate", str(labels_model), str(tmp_path / "few.csv"), *roles, "-o",
                str(tmp_path / "out.mlp")])
     assert_clean_error(res, "no label can be recalibrated", "'lab0' (5 positives of 60)", code=1)
     assert not (tmp_path / "out.mlp").exists()
     # outcomes drawn from the model's own probabilities: no label needs an update
     same = _labels_cohort(1500, 6)
-    model = model_io.load(str(tmp_path / "m.mlp"))
+    model = model_io.load(str(labels_model))
     P = model.predict_output(load_samples(model, same).X)
     rng = np.random.default_rng(6)
     for j in range(3):
         same[f"lab{j}"] = (rng.random(len(same)) < P[:, j]).astype(int)
     same.to_csv(tmp_path / "same.csv", index=False)
-    res = run(["recalibrate", str(tmp_path / "m.mlp"), str(tmp_path / "same.csv"), *roles, "-o",
+    res = run(["recalibrate", str(labels_model), str(tmp_path / "same.csv"), *roles, "-o",
                str(tmp_path / "same.mlp"), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)

@@ -371,10 +371,13 @@ def test_tune_and_learning_curve_in_one_process_stop_on_sigterm(tmp_path, table,
 def test_tune_refit_stopped_by_sigterm_writes_neither_output(tmp_path, table):
     """The signal lands in --refit, after the tuning's fits: the refit's fits absorbed it and tune saved the
     cut-short model, wrote --results and exited 0; now it exits 143 and writes nothing."""
-    cmd = Command(["tune", str(table), "--folds", "2", "--grid", "lr=1e-3", "--hidden", "32", "--epochs", "1000",
-                   "--patience", "1000", "--n-jobs", "1", "--refit", "-o", "tuned.mlp", "--results", "out.csv"],
+    # 300 epochs, never stopping early: the tuning's 2 fits are over in a second or two, and the refit's 5
+    # members (1,500 epochs, several seconds even on an idle machine) are still training when the signal comes
+    # half a second after the tuning's last line; 1,000 epochs only made the tuning before it longer.
+    cmd = Command(["tune", str(table), "--folds", "2", "--grid", "lr=1e-3", "--hidden", "32", "--epochs", "300",
+                   "--patience", "300", "--n-jobs", "1", "--refit", "-o", "tuned.mlp", "--results", "out.csv"],
                   tmp_path)
-    cmd.wait_for_line("fits: 2/2 done")  # the tuning is over: the refit (5 members of 1,000 epochs) starts now
+    cmd.wait_for_line("fits: 2/2 done")  # the tuning is over: the refit (5 members of 300 epochs) starts now
     time.sleep(0.5)
     cmd.proc.send_signal(signal.SIGTERM)
     rc, err = cmd.finish()

@@ -77,7 +77,9 @@ def test_a_result_for_a_closed_stdout_is_an_error_not_a_silent_loss(tmp_path, ta
 def test_an_output_encoding_without_dashes_and_an_openmp_thread_list_are_harmless(tmp_path, table):
     """PYTHONIOENCODING=latin-1 made `train` fail after writing its model (an em dash in the summary);
     OMP_NUM_THREADS=4,2 (OpenMP's nested form) stopped every command in numexpr's int()."""
-    res = mlpcli(["train", str(table), "--epochs", "3", "--hidden", "4", "-o", "m.mlp"], tmp_path,
+    # the members one after the other in this process (--n-jobs 1): the summary and its dashes are the same, without
+    # starting two worker processes, which write nothing of it
+    res = mlpcli(["train", str(table), "--epochs", "3", "--hidden", "4", "-o", "m.mlp", "--n-jobs", "1"], tmp_path,
                  env={"PYTHONIOENCODING": "latin-1"}, capture_output=True)
     assert res.returncode == 0, res.stderr
     res = mlpcli(["info", "m.mlp"], tmp_path, env={"PYTHONIOENCODING": "latin-1"}, capture_output=True)
