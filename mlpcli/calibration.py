@@ -26,7 +26,7 @@ import numpy as np
 
 from .engine.functional import log_softmax, sigmoid, softmax, softplus
 from .decision import MIN_LABEL_EVENTS
-from .metrics import expected_calibration_error
+from .metrics import class_proba, expected_calibration_error
 
 __all__ = ["MIN_ROWS", "MIN_LABEL_EVENTS", "temperature_field", "temperature_words", "Calibration", "ClassTotal",
            "class_totals", "class_totals_off", "fit_temperature", "apply_temperature", "probabilities", "temper",
@@ -325,10 +325,7 @@ def class_totals(proba: np.ndarray, y: np.ndarray, before: np.ndarray | None = N
 
     def columns(P: np.ndarray) -> np.ndarray:
         P = np.asarray(P, dtype=np.float64)
-        if P.ndim == 1 or P.shape[1] == 1:
-            P = P.reshape(-1)
-            return np.column_stack([1 - P, P])
-        return P
+        return class_proba("binary", P.reshape(-1, 1)) if P.ndim == 1 or P.shape[1] == 1 else P
 
     P = columns(proba)
     P0 = P if before is None else columns(before)
