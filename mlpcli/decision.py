@@ -338,6 +338,28 @@ def label_threshold_words(threshold: "float | np.ndarray", labels, rule: str | N
         return f"each label present when P >= {threshold_words(threshold, labels)} (--threshold)"
     if rule == "balanced":
         share = "training share" if cohort is None else f"share (in {cohort} for a label recalibrated there)"
+        t = np.asarray(threshold, dtype=np.float64)
+        half = t == 0.5
+        if t.ndim == 1 and len(t) == len(labels) and half.any():
+            return _labels_at_half_words(t, labels, half, share)
         return (f"each label present when P >= its {share} (the balanced decision rule: "
                 f"{threshold_words(threshold, labels)})")
     return f"each label present when P >= {threshold_words(threshold, labels)}"
+
+
+_AT_HALF_WHY = (f"the rule leaves a label there when training held out fewer than {MIN_LABEL_EVENTS} of its positives "
+                "or negatives, too few to trust its share, or, under --decision auto, when its share scored no better")
+
+
+def _labels_at_half_words(t: np.ndarray, labels, half: np.ndarray, share: str) -> str:
+    """``label_threshold_words`` for a balanced rule that left some labels at 0.5: those labels named apart, with
+    why. Listed among the shares ("B 0.38, C 0.5, A 0.52"), a rare label's 0.5 read as its share, where `train`'s
+    summary said it was left there for want of held-out positives."""
+    names = [str(label) for label in labels]
+    left = [n for n, h in zip(names, half) if h]
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    if half.all():
+        return f"each label present when P >= 0.5 under the balanced decision rule: {_AT_HALF_WHY}"
+    at = [j for j in range(len(t)) if not half[j]]
+    return (f"each label present when P >= its {share} (the balanced decision rule: "
+            f"{threshold_words(t[at], [names[j] for j in at])}); {shown} at P >= 0.5: {_AT_HALF_WHY}")

@@ -590,6 +590,7 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     cfg, fit = model.config or {}, model.fit or {}
     _check_curve_values(h, (tk, vk, "train_loss_eval"), path, "no run records such a value: the file was edited or "
                         "damaged")
+    h = _model_history_rows(h, fit, path)
     c = curves_from_history(h, curves, source=path, kind="model")
     resolved = {**cfg, **(cfg.get("resolved") or {})}  # "auto" options as the run made them concrete
     c.linear = bool(model.members) and all(not list(m.network.hidden) for m in model.members)
@@ -629,6 +630,31 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     c.higher_is_better = known
     c.baseline, c.baseline_note = _metric_baseline(model, metric)
     return c
+
+
+def _model_history_rows(h: list[dict], fit: dict, path: str) -> list[dict]:
+    """A model file's history held to a history table's checks (``_in_epoch_order``: member numbers, and each
+    member's epochs 1, 2, ... without a gap or a repeat), and to the networks its ``fit.members`` records: an
+    ensemble's history must say which member each row is. Neither was checked: an ensemble's rows without a
+    ``member`` key read as one network of their epochs end to end, and an epoch missing or repeated shifted the
+    curve without a word. A DataError names the file; the rows come back in (member, epoch) order."""
+    recorded = [m.get(MEMBER) for m in fit.get("members") or [] if isinstance(m, dict)]
+    damaged = "the file was edited or damaged"
+    if len(recorded) > 1 and split_members(h, path) is None:
+        raise DataError(f"{path}: the model records {len(recorded)} ensemble members but its history has no "
+                        f"{MEMBER!r} for its rows, so its {len(h)} rows cannot be told apart into the members' curves "
+                        f"(read as one network they would run {len(h)} epochs end to end); {damaged}")
+    groups = split_members(h, path)
+    known = {m for m in recorded if isinstance(m, int)}
+    stray = sorted({m for m, _ in groups or []} - known) if known else []
+    if stray:
+        raise DataError(f"{path}: the model's history has rows of member {stray[0]}, which is not one of its "
+                        f"{len(known)} recorded members ({', '.join(map(str, sorted(known)))}); {damaged}")
+    try:
+        return _in_epoch_order(h, path)
+    except DataError as exc:  # "numbered from 1 (as train --history writes it)": said of a table, which may be edited
+        said = str(exc).split("; diagnose reads", 1)[0].replace("(data row", "(row")
+        raise DataError(f"{said} of the model's history; {damaged}") from None
 
 
 def _metric_baseline(model, metric: str) -> tuple[float | None, str | None]:

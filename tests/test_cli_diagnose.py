@@ -684,6 +684,46 @@ def test_a_model_files_history_beyond_diagnoses_arithmetic_is_an_error_as_a_tabl
                        "beyond 1e+100, the largest value diagnose's arithmetic takes", "the file was edited or damaged")
 
 
+@pytest.fixture(scope="module")
+def ensemble_model(tmp_path_factory):
+    """A small two-member ensemble's model file (--folds 2), its history one row per member and epoch."""
+    tmp = tmp_path_factory.mktemp("ensemble_model")
+    data = write_table(tmp, n_patients=20, per_patient=3, n_features=6)
+    out = tmp / "e.mlp"
+    res = run(["train", data, "--folds", "2", "--epochs", "20", "--hidden", "8", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_a_model_files_history_is_held_to_a_history_tables_checks(tmp_path, model, ensemble_model):
+    """An ensemble's history without its member key read as one network of every member's epochs end to end, and a
+    model's epoch numbers were never checked (a table's are: no gap, no repeat)."""
+    from model_files import rewrite_model
+
+    assert run(["diagnose", str(ensemble_model)]).exit_code == 0
+
+    def without_members(meta: dict) -> None:
+        for row in meta["history"]:
+            row.pop("member")
+
+    edited = rewrite_model(ensemble_model, tmp_path / "merged.mlp", without_members, lambda arrays: arrays)
+    assert_clean_error(run(["diagnose", edited]), "merged.mlp: the model records 2 ensemble members but its history "
+                       "has no 'member'", "the file was edited or damaged")
+
+    def stray_member(meta: dict) -> None:
+        meta["history"][-1]["member"] = 7
+
+    edited = rewrite_model(ensemble_model, tmp_path / "stray.mlp", stray_member, lambda arrays: arrays)
+    assert_clean_error(run(["diagnose", edited]), "stray.mlp: the model's history has rows of member 7")
+
+    def repeated_epoch(meta: dict) -> None:
+        meta["history"][3]["epoch"] = meta["history"][2]["epoch"]
+
+    edited = rewrite_model(model, tmp_path / "repeat.mlp", repeated_epoch, lambda arrays: arrays)
+    assert_clean_error(run(["diagnose", edited]), "repeat.mlp: epoch 3 appears twice (row 4) of the model's "
+                       "history", "the file was edited or damaged")
+
+
 def test_lbfgs_curves_are_iterations(histories):
     """The panel said "13 epochs; weights kept from epoch 13" and the chart "kept epoch" for L-BFGS iterations."""
     c = read_curves(histories / "lbfgs.mlp")

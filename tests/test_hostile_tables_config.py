@@ -105,6 +105,21 @@ def test_config_structure_problems_name_the_key(tmp_path, small, text, needles):
     assert_clean_error(res, "c.toml", *needles, code=2)
 
 
+@pytest.mark.parametrize("text, needles", [
+    # checked once the table is read: they named the flag alone, and --decimal's exited 1
+    ('drop = ["label"]', ["'label' is given two roles (--target and --drop)", 'drop = ["label"]']),
+    ('decimal = ","', ["comma is also the field separator", 'decimal = "comma"']),
+], ids=["drop-the-target", "decimal-comma-on-commas"])
+def test_config_options_that_fail_on_the_table_name_the_file_and_key(tmp_path, small, text, needles):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text + "\n")
+    res = run(["train", small, "--config", str(cfg), *FAST])
+    assert_clean_error(res, f"--config {cfg}: ", *needles, code=2)
+    # the same options on the command line: as before, no file to name
+    flags = ["--drop", "label"] if "drop" in text else ["--decimal", "comma"]
+    assert "--config" not in run(["train", small, *flags, *FAST]).output
+
+
 def test_a_config_from_standard_input_says_how_to_give_one(tmp_path, small):
     """`--config -` said "file not found: -" (every other file option takes '-' for standard input)."""
     res = run(["train", small, "--config", "-", *FAST])

@@ -442,3 +442,59 @@ def test_the_chance_caveat_on_a_handful_of_patients_quotes_no_score_above_a_perf
     caveat = json.loads(res.stdout)["bias_variance"]["caveat"]
     assert "no validation balanced accuracy could lie two standard errors above chance" in caveat, caveat
     assert not re.search(r"below 1\.\d", caveat)
+
+
+def test_a_regression_training_r2_of_a_quarter_is_not_called_learned():
+    """LEARNED (a quarter of the no-skill error removed) was applied to R², a share of the variance: a training R² of
+    0.26 beside validation at chance read "the training rows were learned (memorised)". It is read in the RMSE now,
+    the regression score, as balanced accuracy's error is for classifiers: at least R² 0.44."""
+    def answer(train_r2):
+        rmse = np.sqrt(1 - train_r2)  # no-skill RMSE 1 on both sides
+        return bias_variance(_points([1.0, 1.0, 1.0], [rmse] * 3), False, 1.0, 1.0, "rmse", val_units=2000)
+
+    weak = answer(0.26)
+    assert weak["verdict"] != "no_signal" and "memorised" not in weak["text"], weak
+    assert answer(0.5)["verdict"] == "no_signal"
+    # classifiers keep their threshold: training balanced accuracy 0.65 (30 % of the no-skill error removed)
+    points = _points([0.5, 0.5, 0.5], [0.65] * 3)
+    assert bias_variance(points, True, 0.5, 0.5, "balanced_accuracy", val_units=2000)["verdict"] == "no_signal"
+
+
+def test_several_regression_targets_are_curved_in_each_targets_sd_units(tmp_path):
+    """Two regression targets were pooled in their own units: the one spread 1,000 times wider was the whole curve,
+    and its R² that of the stacked columns, where `train` and `evaluate` give the mean of the targets' R². Scored in
+    each target's SD units, rescaling one target leaves the curve as it was, and a note says what it plots."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(6)])
+    frame.insert(0, "y1", X[:, 0] + 0.3 * rng.normal(size=120))
+    frame.insert(1, "y2", X[:, 1] * X[:, 2] + rng.normal(size=120))
+    docs = []
+    for factor in (1.0, 1000.0):
+        path = tmp_path / f"two_{factor:g}.csv"
+        frame.assign(y2=frame["y2"] * factor).to_csv(path, index=False)
+        res = run(["diagnose", "--learning-curve", str(path), "--target", "y1,y2", "--task", "regression",
+                   "--no-group", "--fractions", "0.5,1", "--hidden", "8", "--epochs", "20", "--json"])
+        assert res.exit_code == 0, res.output
+        docs.append(json.loads(res.output[res.output.index("{"):]))
+    small, wide = docs
+    for key in ("train_score", "val_score"):
+        assert [s[key] for s in wide["sizes"]] == pytest.approx([s[key] for s in small["sizes"]], rel=1e-6)
+    assert wide["bias_variance"]["train_error"] == pytest.approx(small["bias_variance"]["train_error"], rel=1e-6)
+    assert any("units of each target's SD" in n for n in wide["notes"]), wide["notes"]
+
+
+def test_a_size_without_a_rare_labels_positives_says_what_it_lacks_why_and_what_to_do(tmp_path):
+    """Sizes whose rows held no positive of a rare label were skipped with only "it lacks 'C'"."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 6))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(6)])
+    frame["A"], frame["B"], frame["C"] = (X[:, 0] > 0).astype(int), (X[:, 1] > 0).astype(int), 0
+    frame.loc[[3, 50, 90, 100, 110], "C"] = 1
+    frame.to_csv(tmp_path / "ml.csv", index=False)
+    result = learning_curve(tmp_path / "ml.csv", replace(FAST, target=["A", "B", "C"], no_group=True, epochs=5),
+                            fractions=(0.1, 0.5, 1.0))
+    first = result.skipped[0]
+    assert first.startswith("10% of the training groups (10 samples) skipped: it holds no positive for label 'C' ("), first
+    assert "on the whole training side" in first and "could not learn that label" in first, first
+    assert "--fractions" in result.skipped[-1] and "the curve starts at" in result.skipped[-1], result.skipped

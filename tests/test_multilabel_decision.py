@@ -232,3 +232,23 @@ def test_a_weighted_labels_threshold_moves_with_its_temperature():
     T = np.asarray(model.temperature)
     moved = 1 / (1 + np.exp(-(np.log(weighted) - np.log1p(-weighted)) / T))
     np.testing.assert_allclose(model.decision.shares, moved, rtol=1e-9)
+
+
+def test_a_label_the_balanced_rule_left_at_one_half_is_named_apart_with_why(tmp_path):
+    """evaluate's title read "(the balanced decision rule: B 0.38, C 0.5, A 0.52)": C's 0.5 looked like its share,
+    where the rule had left it there for want of 10 held-out positives (as `train`'s summary said)."""
+    words = label_threshold_words(np.array([0.52, 0.38, 0.5]), ["A", "B", "C"], "balanced")
+    assert "(the balanced decision rule: B 0.38, A 0.52); C at P >= 0.5: " in words, words
+    assert "fewer than 10 of its positives or negatives" in words and "C 0.5" not in words, words
+    assert "fewer than 10" in label_threshold_words(np.array([0.5, 0.5]), ["A", "B"], "balanced")
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 6))
+    frame = pd.DataFrame(X, columns=[f"g{j}" for j in range(6)])
+    frame["A"], frame["B"], frame["C"] = (X[:, 0] > 0.1).astype(int), (X[:, 1] > 0.3).astype(int), (X[:, 2] > 1.75)
+    frame["C"] = frame["C"].astype(int)  # 6 positives: fewer than 10 held out
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--target", "A,B,C", "--no-group", "--hidden", "8", "--epochs", "20",
+               "--folds", "2", "--decision", "balanced", "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    shown = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "t.csv")])
+    assert shown.exit_code == 0 and "C at P >= 0.5: the rule leaves a label there" in shown.output, shown.output

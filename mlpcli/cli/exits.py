@@ -7,11 +7,12 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import sys
 
 import click
 
-from ..errors import DataError, MlpcliError, OptionError, one_line
+from ..errors import ConfigError, DataError, MlpcliError, OptionError, one_line
 from .console import say_line, silence_stdout
 from .signals import interrupted_exit, stop_signal
 
@@ -72,6 +73,9 @@ def handle_errors(fn):
                 if known:
                     say_line(f"Error: {one_line(exc)}")
                 interrupted_exit(exc)
+            filed = _config_keys(exc)
+            if filed:  # an option the --config file set cannot work: a usage error naming the file and key (exit 2)
+                raise click.UsageError(f"{one_line(exc)} ({filed})") from exc
             if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
                 raise click.UsageError(one_line(exc)) from exc
             if isinstance(exc, MemoryError) or out_of_memory(exc):  # the job's memory (RAM, cgroup, ulimit -v) ran out
@@ -86,6 +90,34 @@ def handle_errors(fn):
             ) from exc
 
     return wrapper
+
+
+def _config_keys(exc: BaseException) -> str | None:
+    """"--config FILE: key = value" for the options a ConfigError's message names by their flag that the --config
+    file set (not the command line); None when it names none or the message says the file already. The checks
+    that run once the table is read (a column given two roles, --decimal comma on a comma-separated table) name
+    the flag alone: with --drop or --decimal in the file, "given two roles (--target and --drop)" named no file,
+    and --decimal's ConfigError exited 1, where the options' own checks name the file and key and exit 2."""
+    from click.core import ParameterSource
+
+    from ..config import toml_text
+    from .options import CONFIG_META
+
+    ctx = click.get_current_context(silent=True)
+    path = None if ctx is None else ctx.meta.get(CONFIG_META)
+    if path is None or not isinstance(exc, ConfigError):
+        return None
+    text = one_line(exc)
+    if f"--config {path}" in text:
+        return None
+    said = []
+    for p in ctx.command.params:
+        flags = [o for o in getattr(p, "opts", []) if o.startswith("--")]
+        if not flags or ctx.get_parameter_source(p.name) != ParameterSource.DEFAULT_MAP:
+            continue
+        if any(re.search(rf"{re.escape(f)}(?![\w-])", text) for f in flags):
+            said.append(f"{flags[0][2:]} = {toml_text((ctx.default_map or {}).get(p.name, ctx.params.get(p.name)))}")
+    return f"--config {path}: {', '.join(said)}" if said else None
 
 
 DATA_META = "mlpcli.data_file"  # where a command keeps the table it reads (``reading``), for its errors

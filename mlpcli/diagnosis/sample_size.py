@@ -38,7 +38,8 @@ VARIANCE_GAP = 0.10  # "large gap": validation error exceeds training error by >
 LEARNED = 0.25  # "the training rows were learned": training removed at least a quarter of the no-skill error (less,
 
 
-#   beside a validation at chance, is bias: a model that learns nothing anywhere, not a signal that fails to carry)
+#   beside a validation at chance, is bias: a model that learns nothing anywhere, not a signal that fails to carry),
+#   in the error of the task's own score (``_learned``): balanced accuracy's, or the RMSE (training R² >= 0.44)
 NO_SIGNAL_SE = 0.15  # ... said only where two standard errors of a chance score are at most 15 % of the no-skill
 
 
@@ -75,6 +76,17 @@ def _levels(p: SizePoint, higher: bool, chance: float, scale: float) -> tuple[fl
     mse_train, mse_val, no_skill = p.train_score ** 2, p.val_score ** 2, scale ** 2
     own = max(p.train_chance_score or scale, 1e-12) ** 2
     return mse_train / own, mse_val / no_skill, (mse_val - mse_train) / no_skill
+
+
+def _learned(train_error: float, higher: bool) -> bool:
+    """Whether training removed LEARNED of the no-skill error, read in the error of the score the user sees.
+
+    ``train_error`` is ``_levels``' training level: for a score, the share of the no-skill error left, which is
+    already that; for regression 1 - R², a share of the squared error, in which a quarter of the no-skill *variance*
+    removed is only 13 % of the RMSE (training R² 0.26 read "the training rows were learned (memorised)"). The RMSE's
+    share, sqrt(1 - R²), is the regression reading: at most 0.75 of the no-skill RMSE, training R² >= 0.44."""
+    left = train_error if higher else math.sqrt(max(train_error, 0.0))
+    return 1 - left >= LEARNED
 
 
 def more_data(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
@@ -202,7 +214,7 @@ def bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: f
     # with chance c (balanced accuracy), sqrt(c (1 - c) / n) / (1 - c). A regression's R² has no such simple
     # chance spread (0.57 on 5 validation patients is signal): its bar stays NO_SIGNAL
     se = math.sqrt(chance / ((1 - chance) * val_units)) if higher and 0 < chance < 1 and val_units else 0.0
-    learned = 1 - tr >= LEARNED  # (a poor training score as well is bias, below)
+    learned = _learned(tr, higher)  # (a poor training score as well is bias, below)
     within = [_levels(q, higher, chance, scale)[1] for q in points]
     # the network learned its training rows while validation stayed within NO_SIGNAL of chance at every size: what
     # it learned does not carry over

@@ -20,7 +20,8 @@ predicting the mean, 1 - R², the share of the target's variance left unexplaine
 0.25 is already 94 % of the variance explained: it called well-fitting models biased); see
 ``_levels``. The more-data slope reads the RMSE against the no-skill RMSE, so that it moves as the
 RMSE the user sees does (in 1 - R², a model that explains 97 % of the variance could halve its
-remaining error and still look flat).
+remaining error and still look flat). Several regression targets are scored in units of each target's SD
+on the training side (``_target_units``), so that every target weighs the same, as a note says.
 
 Sizes train in parallel with joblib (``n_jobs``); every size uses the same seed, so the results do
 not depend on ``n_jobs``. BLAS threads are capped per worker so workers do not oversubscribe.
@@ -201,20 +202,93 @@ def missing_classes(ds: data.Dataset, rows: np.ndarray, reference: np.ndarray) -
     return [] if len(rows) >= 2 else ["(at least 2 samples)"]
 
 
+def _lacking_words(ds: data.Dataset, fraction: float, rows: np.ndarray, reference: np.ndarray,
+                   missing: list[str]) -> str:
+    """Why a size is skipped, in words: which classes (multi-label: which labels' positives or negatives) its rows
+    lack and how few the whole training side holds. Such a size's network cannot learn them, and its score (a mean
+    over classes or labels) would average fewer of them than the other sizes': not a point on the same curve. "It
+    lacks 'C'" said neither what was missing nor why the size went."""
+    head = f"{fraction_words(fraction)} of the training groups ({len(rows)} samples) skipped"
+    if ds.task == "multilabel":
+        names = [str(c) for c in ds.classes]
+        parts = []
+        for m in missing[:5]:
+            j = names.index(m)
+            here, total = ds.y[rows][:, j], ds.y[reference][:, j]
+            value = "positive" if here.max() == 0 else "negative"
+            count = int(total.sum()) if value == "positive" else int(len(total) - total.sum())
+            parts.append(f"no {value} for label {m!r} ({count} on the whole training side)")
+        return (f"{head}: it holds {', '.join(parts)}{' …' if len(missing) > 5 else ''}, so its network could not "
+                "learn that label and its balanced accuracy, the mean over the labels, would count fewer labels than "
+                "the other sizes'")
+    if ds.task in data.CLASSIFICATION_TASKS:
+        counts = {str(ds.classes[k]): int(n) for k, n in zip(*np.unique(ds.y[reference], return_counts=True))}
+        named = ", ".join(f"{m!r} ({counts.get(m, 0)} samples on the whole training side)" for m in missing[:5])
+        return (f"{head}: it holds no sample of class {named}{' …' if len(missing) > 5 else ''}, so its network could "
+                "not learn that class and its balanced accuracy would count fewer classes than the other sizes'")
+    return f"{head}: it lacks {', '.join(missing[:5])}"
+
+
+def _lacking_remedy(ds: data.Dataset, lacking: list[float], kept: list[float]) -> str:
+    """What to do about sizes skipped for a rare class or label, said once after them: the curve runs from the
+    smallest size that holds it, and --fractions from there gives it more points."""
+    what = "label's positives (or negatives)" if ds.task == "multilabel" else "class"
+    start, rare = min(kept), "label" if ds.task == "multilabel" else "class"
+    more = (f"for more points give --fractions from there up (e.g. --fractions {_fractions_from(start)}), or" if start < 1
+            else "only the whole training side holds it, and one size cannot say whether more data helps;")
+    return (f"{len(lacking)} size{'s' if len(lacking) != 1 else ''} ({', '.join(fraction_words(f) for f in lacking)}) "
+            f"skipped for want of a rare {what}: the curve starts at {fraction_words(start)}; {more} leave out the "
+            f"rare {'label (--target)' if rare == 'label' else 'class' + chr(39) + 's rows'} to curve the others from "
+            "smaller sizes")
+
+
+def _fractions_from(start: float) -> str:
+    """Four sizes from ``start`` to 1, evenly spaced in log2 (the more-data slope reads per doubling)."""
+    values = sorted({float(f"{start ** (1 - t):.2g}") for t in (0, 1 / 3, 2 / 3)} | {1.0})
+    return ",".join(f"{v:g}" for v in values)
+
+
 # --- one size ----------------------------------------------------------------------------------------
 
 
 def _scores(task: str, n_classes: int, out: np.ndarray, y_fit: np.ndarray, y_orig: np.ndarray,
-            scaling: tuple[np.ndarray, np.ndarray] | None) -> float:
-    """The main metric from raw outputs: balanced accuracy, or RMSE in the target's own units."""
+            scaling: tuple[np.ndarray, np.ndarray] | None, unit: np.ndarray | None = None) -> float:
+    """The main metric from raw outputs: balanced accuracy, or RMSE in the target's own units (several targets:
+    each target's errors divided by its ``unit``, ``_target_units``)."""
     if task == "regression":
         mu, sd = scaling
-        return float(np.sqrt(np.mean((out * sd + mu - y_orig.reshape(out.shape)) ** 2)))
+        errors = out * sd + mu - y_orig.reshape(out.shape)
+        return float(np.sqrt(np.mean((errors if unit is None else errors / unit) ** 2)))
     return metrics.main_metric_from_outputs(task, n_classes)(out, y_fit)
 
 
-def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOptions, fraction: float) -> SizePoint:
-    """Train a fresh model on ``train_ds`` (preprocessing refitted on it) and score it.
+def _target_units(ds: data.Dataset, train_rows: np.ndarray) -> np.ndarray | None:
+    """Several regression targets: each one's SD over the whole training side, the unit its errors are scored in at
+    every size (fixed, so the sizes' RMSEs compare). Pooled in their own units, the widest target was the curve
+    alone, and its R² that of the stacked columns, where `train` and `evaluate` give the mean of the targets' R²;
+    in SD units every target weighs the same, and on the whole training side (fraction 1) the training R² is exactly
+    the mean of the targets'. None for one target (its own units, as `train` reports it) or other tasks."""
+    if ds.task != "regression" or np.ndim(ds.y) < 2 or np.shape(ds.y)[1] < 2:
+        return None
+    sd = np.asarray(ds.y[train_rows], dtype=np.float64).std(axis=0)
+    return np.where(sd > 0, sd, 1.0)  # a target that does not vary: its errors in its own units
+
+
+def _units_note(ds: data.Dataset, unit: np.ndarray) -> str:
+    """What a several-target curve plots, said as a note (its RMSE is no target's own)."""
+    names = list(ds.target_names or ds.classes or [f"y{j}" for j in range(len(unit))])
+    sds = ", ".join(f"{n!r} {v:.3g}" for n, v in zip(names, unit))
+    return (f"{len(unit)} regression targets: the curve's RMSE pools their errors in units of each target's SD on the "
+            f"training side ({sds}), so every target weighs the same, and its R² is that of those standardised "
+            "errors — on the whole training side (fraction 1) the training R² is the mean of the targets' R², as "
+            "`train` and `evaluate` report it (validation's weighs each target by its spread there); curve each "
+            "target alone (--target) for its RMSE in its own units")
+
+
+def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOptions, fraction: float,
+              unit: np.ndarray | None = None) -> SizePoint:
+    """Train a fresh model on ``train_ds`` (preprocessing refitted on it) and score it (several regression targets:
+    in ``unit``s, ``_target_units``).
 
     Module-level so joblib can send it to a worker."""
     from ..diagnosis import diagnose
@@ -230,8 +304,8 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
     val_loss, val_out = evaluate_loss(fitted.network, fitted.setup.loss, fitted.X_val, fitted.y_val, fitted.val_sample_weight)
     decision = _size_decision(train_ds, val_ds, fitted, val_out, options.decision)
     if decision is None:
-        train_score = _scores(train_ds.task, n_classes, train_out, fitted.y_train, train_ds.y, scaling)
-        val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling)
+        train_score = _scores(train_ds.task, n_classes, train_out, fitted.y_train, train_ds.y, scaling, unit)
+        val_score = _scores(train_ds.task, n_classes, val_out, fitted.y_val, val_ds.y, scaling, unit)
     else:  # labelled by the rule the size's model would ship with, on its calibrated probabilities
         rule, proba = decision
         score = label_balanced_accuracy if train_ds.task == "multilabel" else balanced_accuracy
@@ -240,7 +314,8 @@ def _fit_size(train_ds: data.Dataset, val_ds: data.Dataset, options: TrainOption
     train_chance = None
     if train_ds.task == "regression":
         y = np.asarray(train_ds.y, dtype=np.float64)
-        train_chance = float(np.sqrt(np.mean((y - y.mean(axis=0)) ** 2)))
+        spread = y - y.mean(axis=0)
+        train_chance = float(np.sqrt(np.mean((spread if unit is None else spread / unit) ** 2)))
     h = result.history
     label = None
     if len(h) >= 3:
@@ -286,13 +361,15 @@ def _size_decision(train_ds: data.Dataset, val_ds: data.Dataset, fitted, val_out
 # --- the split -----------------------------------------------------------------------------------------
 
 
-def _chance_and_scale(ds: data.Dataset, train_rows: np.ndarray, val_ds: data.Dataset) -> tuple[float, float]:
+def _chance_and_scale(ds: data.Dataset, train_rows: np.ndarray, val_ds: data.Dataset,
+                      unit: np.ndarray | None = None) -> tuple[float, float]:
     """(no-skill score on validation, no-skill error): what always predicting the prior or the
     training mean scores. Balanced accuracy of a constant prediction is 1/K over the K classes
-    present; RMSE of the training mean is the validation targets' spread around it."""
+    present; RMSE of the training mean is the validation targets' spread around it (in ``unit``s)."""
     if ds.task == "regression":
         mean = ds.y[train_rows].mean(axis=0)
-        rmse = float(np.sqrt(np.mean((val_ds.y - mean) ** 2)))
+        errors = val_ds.y - mean
+        rmse = float(np.sqrt(np.mean((errors if unit is None else errors / unit) ** 2)))
         return rmse, max(rmse, 1e-12)
     chance = 0.5 if ds.task == "multilabel" else 1.0 / len(np.unique(val_ds.y))
     return chance, 1.0 - chance
@@ -356,13 +433,13 @@ def learning_curve(
     groups = ds.groups[train_rows] if ds.groups is not None else np.arange(len(train_rows))
     subsets = [train_rows[s] for s in nested_group_subsets(groups, fractions, options.seed, strata)]
 
-    jobs, skipped, seen = [], [], {}
+    jobs, skipped, seen, lacking = [], [], {}, []
     n_groups = len(np.unique(groups))
     for f, rows in zip(fractions, subsets):
         missing = missing_classes(ds, rows, train_rows)
         if missing:
-            skipped.append(f"{fraction_words(f)} of the training groups ({len(rows)} samples) skipped: it lacks "
-                           f"{', '.join(repr(m) for m in missing[:5])}")
+            skipped.append(_lacking_words(ds, f, rows, train_rows, missing))
+            lacking.append(f)
         elif len(rows) in seen:
             # whole groups round: with 6 training donors, 75 % and 100 % are both all 6 (said so, not just "100 %")
             kept = len(np.unique(ds.groups[rows])) if ds.groups is not None else len(rows)
@@ -374,15 +451,20 @@ def learning_curve(
             jobs.append((f, rows))
     if not jobs:
         raise DataError(f"no training-set size contains every class: {'; '.join(skipped)}; use larger --fractions")
+    if lacking:
+        skipped.append(_lacking_remedy(ds, lacking, [f for f, _ in jobs]))
 
     # BLAS threads per fit are the same whatever n_jobs (parallel.py says why), so the curve does
     # not depend on how many sizes run side by side.
     plan = Plan(backend="loky", n_jobs=local_workers(n_jobs, len(jobs)), threads=threads)
-    points = run([(_fit_size, (ds.subset(rows), val_ds, options, f)) for f, rows in jobs], plan,
+    unit = _target_units(ds, train_rows)
+    if unit is not None:
+        notes.append(_units_note(ds, unit))
+    points = run([(_fit_size, (ds.subset(rows), val_ds, options, f, unit)) for f, rows in jobs], plan,
                  on_result=progress)
 
     higher = ds.task != "regression"
-    chance, scale = _chance_and_scale(ds, train_rows, val_ds)
+    chance, scale = _chance_and_scale(ds, train_rows, val_ds, unit)
     metric = metrics.main_metric_name(ds.task)
     val_units = int(len(np.unique(val_ds.groups))) if val_ds.groups is not None else int(val_ds.n_samples)
     val_unit_name = "patients" if val_ds.groups is not None else "samples"
