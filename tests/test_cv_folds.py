@@ -281,3 +281,17 @@ def test_fold_advice_names_only_counts_that_work(tmp_path):
     res = run(["train", str(tmp_path / "one.csv"), "--folds", "3", "--epochs", "2", "-o", str(tmp_path / "m.mlp")])
     assert_clean_error(res, "one group in 'patient_id'", "--no-group")
     assert "or fewer" not in res.output
+
+
+def test_no_fold_count_is_suggested_that_a_rarer_class_refuses(tmp_path):
+    """Classes of 3 and of 2 patients, --folds 2: the error named the class of 3 and said "use --folds 3", which the
+    class of 2 then refused as "fewer than the folds" (120 cell types of 2-3 samples each went round that loop). It
+    names the rarest class, and suggests no count that some class cannot take."""
+    df = make_table("multiclass", n_patients=24, per_patient=2, n_features=4, seed=1)
+    df.loc[df["patient_id"].isin(["P000", "P003", "P006"]), "label"] = "rare"
+    df.loc[df["patient_id"].isin(["P001", "P004"]), "label"] = "z_rarer"
+    path = tmp_path / "rarer.csv"
+    df.to_csv(path, index=False)
+    res = run(["cv", str(path), "--folds", "2", *FAST])
+    assert_clean_error(res, "class 'z_rarer' has 1 group", "(of its 2)", "merge the class or leave its samples out")
+    assert "use --folds" not in res.output

@@ -100,3 +100,18 @@ def test_the_members_whose_held_out_rows_are_shifted_are_named():
     (two,) = held_out_shift_warnings([member(0.5), member(0.0), member(0.9)])
     assert two.startswith("members 1 and 3's held-out rows differ from their training rows") and "90%" in two
     assert held_out_shift_warnings([member(0.05), member(0.0)]) == []
+
+
+def test_an_l_bfgs_model_that_converged_is_warned_of_as_one_that_stopped_early(tmp_path):
+    """L-BFGS never stops early on its validation loss, and the warnings waited for a network that had: a softmax
+    regression by L-BFGS (what --hidden auto often ships) scoring an out-of-fold log loss of 6 against the class shares'
+    0.69 on random labels went without a word."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(rng.normal(size=(60, 40)), columns=[f"g{j}" for j in range(40)])
+    df["label"] = np.tile(["A", "B"], 30)
+    df.to_csv(tmp_path / "random.csv", index=False)
+    res = run(["train", str(tmp_path / "random.csv"), "--no-group", "--optimizer", "lbfgs", "--hidden", "none",
+               "--l2", "1e-6", "--folds", "2", "--n-jobs", "1", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    assert "2 converged" in res.output
+    assert "is worse than always predicting the class shares (0.693)" in " ".join(res.output.split()), res.output

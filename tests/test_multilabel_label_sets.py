@@ -177,3 +177,19 @@ def test_zero_one_columns_are_found_among_missing_values_and_across_column_block
     many = X.copy()
     many[:, 10:11 + BINARY_AMONG_CONTINUOUS_MAX] = rng.integers(0, 2, (50, BINARY_AMONG_CONTINUOUS_MAX + 1))
     assert binary_among_continuous(SimpleNamespace(X=many, feature_names=ds.feature_names)) is None
+
+
+def test_a_column_holding_one_value_per_class_is_named_as_a_copy_of_the_target(tmp_path):
+    """A copy of a binary target coded 1 and 2 (or case/control as 0/1 in a table of 12 features) trained without a
+    word: only 0/1 columns among 20 features or more were named. A column of one value per class, another for each,
+    is named once, with its code; a marker that merely separates well is not."""
+    table = make_table("binary", n_patients=30, per_patient=2, n_features=12, seed=4)
+    classes = sorted(table["label"].unique())
+    table["code"] = (table["label"] == classes[1]).astype(float) + 1
+    table["marker"] = table["code"] + np.random.default_rng(0).normal(0, 0.01, len(table))
+    table.to_csv(tmp_path / "t.csv", index=False)
+    res = run(["train", str(tmp_path / "t.csv"), "--folds", "1", "--epochs", "2", "--hidden", "4", "--json",
+               "-o", str(tmp_path / "m.mlp")])
+    said = [w for w in json.loads(res.stdout)["warnings"] if "one value per class" in w]
+    assert len(said) == 1 and "('code')" in said[0] and "marker" not in said[0], res.stdout
+    assert f"1 for {classes[0]!r}, 2 for {classes[1]!r}" in said[0]

@@ -87,3 +87,37 @@ def test_every_feature_moving_one_way_is_a_shift(tmp_path):
 def _csv(path, frame: pd.DataFrame) -> str:
     frame.to_csv(path, index=False)
     return str(path)
+
+
+def test_one_to_four_samples_on_another_scale_are_a_shift(tmp_path):
+    """Fewer than 5 rows skipped the check with a note (-q hides it): one patient's sample of log values given to a
+    model of counts, or counts 1,000 x the training scale, predicted without a warning. Nearly every gene moving one
+    way, well beyond the bar raised for so few rows, is a shift from one sample on; an ordinary sample is not."""
+    rng = np.random.default_rng(0)
+    genes = [f"g{j}" for j in range(40)]
+    mu = np.exp(rng.normal(4, 2, 40))
+
+    def counts(n):
+        return pd.DataFrame(rng.negative_binomial(1.5, 1.5 / (1.5 + mu), size=(n, 40)).astype(float), columns=genes)
+
+    train = counts(120).assign(label=np.tile(["A", "B"], 60))
+    train.to_csv(tmp_path / "train.csv", index=False)
+    res = run(["train", str(tmp_path / "train.csv"), "--no-group", "--folds", "1", "--epochs", "2", "--hidden", "4",
+               "-q", "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    new = counts(4)
+    args = ["predict", str(tmp_path / "m.mlp"), "-o", str(tmp_path / "p.csv")]
+    for frame, rows in ((new.iloc[:1], 1), (new, 4)):
+        res = run([*args[:2], _csv(tmp_path / "same.csv", frame), *args[2:]])
+        assert res.exit_code == 0 and "cohort shift:" not in res.output, res.output
+        assert f"cohort-shift check skipped: {rows} row" in res.output
+    logged = np.log1p(new.iloc[:1])
+    res = run([*args[:2], _csv(tmp_path / "logged.csv", logged), *args[2:]])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "warning: cohort shift:" in text, text
+    assert "the 1 SD bar raised for 1 sample:" in text and "as when the values are already log-transformed" in text
+    assert "SD x" not in text  # one sample has no spread to compare
+    res = run([*args[:2], _csv(tmp_path / "scaled.csv", new.iloc[:3] * 1000), *args[2:]])
+    assert "warning: cohort shift:" in res.output and "higher than in training" in res.output, res.output
+    res = run([*args[:2], str(tmp_path / "logged.csv"), *args[2:], "--fail-on-shift", "shift"])
+    assert res.exit_code == 1 and "could not judge" not in res.output, res.output

@@ -133,3 +133,19 @@ def test_few_new_samples_get_no_metric_of_their_own_and_info_says_how_rows_were_
     assert any("possibly on these same rows" in w for w in whole["warnings"])
     info = run(["info", str(model)]).output
     assert f"recognising the {len(df)} rows it was trained or validated on" in " ".join(info.split())
+
+
+def test_the_held_out_figure_in_the_seen_rows_warning_keeps_its_size(tmp_path):
+    """A regression target in tiny (or huge) units: evaluating the training table said "its out-of-fold RMSE at
+    training was 0.000" (and 36 digits for a target of 1e30), where the metrics table reads 1.6e-25."""
+    table = make_table("regression", n_patients=20, per_patient=2, n_features=12, seed=3)
+    table["label"] = table["label"] * 1e-25
+    path = tmp_path / "tiny.csv"
+    table.to_csv(path, index=False)
+    res = run(["train", str(path), "--folds", "2", *FAST, "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(path)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "RMSE at training was " in text, text
+    figure = text.split("RMSE at training was ")[1].split()[0]
+    assert "e-2" in figure and float(figure) > 0, figure

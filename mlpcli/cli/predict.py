@@ -461,7 +461,7 @@ class _ShiftGate:
 
         yield from self._stream
         shift = self._stream.shift
-        if shift is not None and not shift.checked:  # the gate let it pass unjudged: say so, not silently
+        if shift is not None and shift.level == "unchecked":  # the gate let it pass unjudged: say so, not silently
             from ..predict.shift import SHIFT_MIN_SAMPLES
 
             self._stream.warnings.append(f"--fail-on-shift could not judge this table: the cohort-shift check needs "

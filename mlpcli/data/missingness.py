@@ -28,7 +28,7 @@ from ..distributions import chi2_sf
 from .conventions import CLASSIFICATION_TASKS
 
 __all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings",
-           "binary_among_continuous", "empty_rows_warning"]
+           "binary_among_continuous", "label_copies", "empty_rows_warning"]
 
 # A feature's missingness is tied to the class (batch) from Cramér's V of 0.5 (a strong association by the usual
 # reading: a protein missing in 60 % of one class and 10 % of another of equal size is V 0.51) and a Bonferroni p
@@ -180,10 +180,82 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
             return None
     if not binary or len(binary) > BINARY_AMONG_CONTINUOUS_SHARE * X.shape[1]:
         return None
+    binary = [j for j in binary if j not in set(_copy_columns(ds, np.array(binary)).tolist())]  # (``label_copies``')
+    if not binary:
+        return None
     names = ", ".join(repr(str(ds.feature_names[j])) for j in binary[:5]) + (" …" if len(binary) > 5 else "")
     return (f"{len(binary)} feature column{'s' * (len(binary) > 1)} of the {X.shape[1]:,} hold{'s' * (len(binary) == 1)} "
             f"only 0 and 1 among continuous ones ({names}): other label columns or clinical flags? Every column but "
             "the target, id, group and batch is a feature; --drop them if they are outcomes, which would leak")
+
+
+def label_copies(ds, block_columns: int = BLOCK_COLUMNS) -> str | None:
+    """A warning naming the feature columns that hold one value per class, another for each class: the target written
+    again under another name (a 1/2 or case/control code, a column derived from the outcome), which every column but
+    the roles' becomes. A copy of a binary label coded 1 and 2 trained without a word (only 0/1 columns are named, by
+    ``binary_among_continuous``, and among 20 features or more) to an out-of-fold score that the features could not
+    give, and a model that needs the copy to predict. None for a regression or multi-label target, a sparse matrix,
+    or when there is none."""
+    from ..centred_rows import is_sparse
+
+    X = ds.X
+    if X is None or is_sparse(X):
+        return None
+    copies = _copy_columns(ds, np.arange(X.shape[1]), block_columns)
+    if not len(copies):
+        return None
+    y = np.asarray(ds.y).reshape(-1).astype(np.int64)
+    classes = [str(ds.classes[k]) if k < len(ds.classes) else str(k) for k in np.unique(y)]
+    first = np.array([np.flatnonzero(y == k)[0] for k in np.unique(y)])
+    values = _rows(X, first, copies[:1])[:, 0]  # the first copy's code of each class
+    coded = ", ".join(f"{v:g} for {c!r}" for v, c in list(zip(values, classes))[:4]) + (" …" if len(classes) > 4 else "")
+    names = ", ".join(repr(str(ds.feature_names[c])) for c in copies[:5]) + (" …" if len(copies) > 5 else "")
+    k = len(copies)
+    return (f"{k} feature column{'s' * (k > 1)} ({names}) hold{'s' * (k == 1)} one value per class, another for each "
+            f"({coded}{' in the first' if k > 1 else ''}): a copy of the target under another name? The model learns it "
+            "and little else, and needs it to predict; --drop it if it comes from the outcome")
+
+
+def _rows(X, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(len(rows), len(columns)) float64: those cells of X (an ndarray, or a RowView, whose rows index to one)."""
+    return np.asarray(np.asarray(X[rows])[:, columns], dtype=np.float64)
+
+
+def _block(X, start: int, stop: int) -> np.ndarray:
+    from .row_view import feature_block
+
+    return feature_block(X, slice(None), slice(start, stop))
+
+
+def _copy_columns(ds, columns: np.ndarray, block_columns: int = BLOCK_COLUMNS) -> np.ndarray:
+    """(k,) the ones of ``columns`` (feature indices, dense ds.X) that hold one value per class of ds.y (1-D class
+    indices, two classes or more, each row's value its class's first row's), distinct across the classes: the
+    candidates from the first and last row of each class, then every row of those, a block of columns at a time.
+    A missing value is no copy (NaN equals nothing)."""
+    X = ds.X
+    if getattr(ds, "task", None) not in CLASSIFICATION_TASKS or getattr(ds, "y", None) is None:
+        return np.zeros(0, dtype=np.int64)
+    y = np.asarray(ds.y).reshape(-1).astype(np.int64)
+    present, where = np.unique(y, return_inverse=True)
+    if len(present) < 2 or len(y) <= len(present) or not len(columns):
+        return np.zeros(0, dtype=np.int64)
+    first = np.array([np.flatnonzero(y == k)[0] for k in present])
+    last = np.array([np.flatnonzero(y == k)[-1] for k in present])
+    # candidates first, from two rows of each class (a few rows of every column, not a pass over the table): a
+    # continuous column differs between them
+    sample = _rows(X, np.concatenate([first, last]), columns)
+    V, W = sample[:len(first)], sample[len(first):]
+    columns = np.asarray(columns)[np.all(V == W, axis=0) & np.all(np.diff(np.sort(V, axis=0), axis=0) != 0, axis=0)]
+    found = []
+    for start in range(0, len(columns), block_columns):
+        cols = np.asarray(columns[start:start + block_columns])
+        B = X[:, cols] if isinstance(X, np.ndarray) else np.column_stack([_block(X, c, c + 1) for c in cols])
+        V = B[first]  # (K, w) each class's value
+        same = np.all(B == V[where.reshape(-1)], axis=0)
+        ordered = np.sort(V, axis=0)
+        distinct = np.all(np.diff(ordered, axis=0) != 0, axis=0)
+        found += cols[same & distinct].tolist()
+    return np.asarray(found, dtype=np.int64)
 
 
 def empty_rows_warning(ds, block_columns: int = BLOCK_COLUMNS) -> str | None:

@@ -696,22 +696,30 @@ def check_training_parts(ds: Dataset, folds: list[Fold], flag: str = "--folds") 
     units = ds.groups if grouped else np.arange(ds.n_samples)
     unit = f"group in {group_name(ds)!r}" if grouped else "sample"
     repeated = len({f.repeat for f in folds}) > 1
+    fewest = _fewest_units(ds, units)
     for f in folds:
         y, u = ds.y[f.train], units[f.train]
-        for k in np.unique(y):
-            if len(np.unique(u[y == k])) >= 2:
-                continue
+        short = [k for k in np.unique(y) if len(np.unique(u[y == k])) < 2]
+        for k in sorted(short, key=lambda k: len(np.unique(units[ds.y == k])))[:1]:  # the rarest: the real blocker
             total = len(np.unique(units[ds.y == k]))
             if f.held_out is not None:
                 where, fix = f"held-out batch {f.held_out}", ""
             else:
                 where = f"repeat {f.repeat + 1} fold {f.fold + 1}" if repeated else f"fold {f.fold + 1}"
                 n_folds = len({g.fold for g in folds})
+                # only a count every class allows: 120 classes of 2-3 samples were told "use --folds 3" for a class
+                # of 3, which the classes of 2 then refused as "fewer than the folds"
                 fix = (f"use {flag} {total} (more folds leave more of its {unit.split(' ')[0]}s to train on), or "
-                       if 3 <= total and n_folds < total else "")
+                       if 3 <= total <= fewest and n_folds < total else "")
             raise DataError(f"{where}: class {class_label(ds, k)!r} has 1 {unit} in the fold's training part (of its "
                             f"{total}), but the fold's model holds some of every class out for early stopping, "
                             f"so it needs 2 — {fix}merge the class or leave its samples out")
+
+
+def _fewest_units(ds: Dataset, units: np.ndarray) -> int:
+    """The groups (samples, without a group column) of the class that has the fewest: the most folds that
+    ``check_fold_count`` lets every class through, so the most that ``check_training_parts`` may advise."""
+    return min(len(np.unique(units[ds.y == k])) for k in np.unique(ds.y))
 
 
 def crossing_parts(ds: Dataset, held_out: list[np.ndarray], n_parts: int = 2, seed: int = 0) -> np.ndarray:

@@ -151,7 +151,10 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
     said, name = seen.describe(result.n), metrics.display_name(result.main_metric)
 
     def shown(value) -> str:
-        return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "undefined"
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return "undefined"
+        # an error in the target's units can be any size: RMSE 1.6e-25 read "0.000", 1.6e+35 as 36 digits
+        return f"{value:.3f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.4g}"
 
     if result.seen_in_training == result.n:
         held_out = (model.fit or {}).get("held_out_metrics", {}).get(result.main_metric)

@@ -59,6 +59,11 @@ SAME_WAY_SHARE = 0.9
 # in-distribution cohorts of 5-50 samples moved 90 % of 200 features one way at a loading of 0.7).
 ONE_WAY_SD = 0.05
 ONE_WAY_MIN_FEATURES = 20
+# Under SHIFT_MIN_SAMPLES rows the share of all the features that must have moved one way (``few_rows_rescaled``),
+# beside the mean test's raised bar: single samples of the sample data's test and new cohorts moved at most 62 %
+# of the 2,000 genes one way, of a 30-gene count table 77 %; log2 values of the sample data given to its log1p
+# model moved 86 % down, counts given to a model of log values 97 % up.
+FEW_ROWS_ONE_WAY_SHARE = 0.8
 # A feature whose cohort mean lies this many training SDs from its training mean (on the scale the network sees,
 # robust scaling's clip included) is named whatever the share of features: one gene in another unit or
 # normalisation (+100 SD) moved 17 of 100 calls while the summary read "cohort shift: none", one gene being under the
@@ -151,6 +156,33 @@ class ShiftReport:
         return self.n >= SHIFT_MIN_SAMPLES
 
     @property
+    def few_rows_rescaled(self) -> bool:
+        """Under SHIFT_MIN_SAMPLES rows (1-4 samples, too few for the tests), whether the table is on another scale
+        all the same: more than SHIFT_FRACTION of the features (ONE_WAY_MIN_FEATURES or more judged) beyond the mean
+        test's raised bar (``mean_bar``: 2.24 SD for one sample, a 2.5 % chance per feature), and SAME_WAY_SHARE of
+        those the same way. One sample of log values given to a model of counts (or 1,000 x its scale) moved 27 of
+        30 genes 3-4 SD one way and read "cohort-shift check skipped", a note -q hides, while predicting one new
+        patient at a time is the clinic's usual case. So that one sample's own spread does not raise it,
+        FEW_ROWS_ONE_WAY_SHARE of all the features judged must also have moved that way by more than ONE_WAY_SD: an
+        ordinary sample, or a rare class's markers, move features both ways."""
+        if self.checked or self.n < 1:
+            return False
+        judged = ~self.filled
+        if int(judged.sum()) < ONE_WAY_MIN_FEATURES:
+            return False
+        shifts = np.nan_to_num(self.mean_shift)
+        flags = judged & (np.abs(shifts) > self.mean_bar)
+        if flags.sum() <= SHIFT_FRACTION * judged.sum():
+            return False
+        down = int((shifts[flags] < 0).sum())
+        if max(down, int(flags.sum()) - down) < SAME_WAY_SHARE * flags.sum():
+            return False
+        # and nearly every feature moved that way (``one_way``'s share): log-counts' long left tails put a few genes of
+        # an ordinary sample below the bar together, all one way, beside a gene truly off
+        sign = -1.0 if 2 * down >= flags.sum() else 1.0
+        return int((sign * shifts[judged] > ONE_WAY_SD).sum()) >= FEW_ROWS_ONE_WAY_SHARE * judged.sum()
+
+    @property
     def mean_bar(self) -> float:
         """The mean test's threshold in training SDs: SHIFT_MEAN_SD, raised under SHIFT_MIN_SAMPLES patients to
         where chance puts as few features as at SHIFT_MIN_SAMPLES (CHANCE_Z / sqrt(patients))."""
@@ -228,7 +260,8 @@ class ShiftReport:
         new, train = ((self.new_sd_unclipped, self.train_sd_unclipped) if self.unclipped
                       else (self.new_sd, self.train_sd))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.filled | self.at_bound, np.nan, new / np.maximum(train, 1e-12))
+            # (one sample has no spread to compare: its SD of 0 read as "SD ratio 0.00", a collapsed feature)
+            return np.where(self.filled | self.at_bound | (self.n < 2), np.nan, new / np.maximum(train, 1e-12))
 
     @property
     def at_bound(self) -> np.ndarray:
@@ -241,7 +274,7 @@ class ShiftReport:
         return ~self.filled & (np.asarray(self.new_at_bound) > 0.5)
 
     def _beyond(self, sd: float, min_n: int) -> np.ndarray:
-        if self.units < min_n or not self.checked:
+        if self.units < min_n or not (self.checked or self.few_rows_rescaled):
             return np.zeros(len(self.features), dtype=bool)
         return ~self.filled & (np.abs(np.nan_to_num(self.mean_shift)) > sd)
 
@@ -359,7 +392,7 @@ class ShiftReport:
     @property
     def level(self) -> str:
         if not self.checked:
-            return "unchecked"
+            return "shift" if self.few_rows_rescaled else "unchecked"
         if self.fraction_mean_shifted > SHIFT_FRACTION or self.fraction_spread_shifted > SHIFT_FRACTION:
             return "shift"
         if self.one_way() is not None:
@@ -438,7 +471,7 @@ class ShiftReport:
                 "fraction_spread_shifted": self.fraction_spread_shifted,
                 "thresholds": {"mean_shift_sd": self.mean_bar, "mild_shift_sd": SHIFT_MILD_SD,
                                "sd_ratio": SHIFT_SPREAD_RATIO, "fraction": SHIFT_FRACTION},
-                "most_shifted": self.most_shifted(top) if self.checked else [],
+                "most_shifted": self.most_shifted(top) if self.level != "unchecked" else [],
                 "absent_checked": self.absent_checked,
                 "absent": [self.features[j] for j in np.flatnonzero(self.absent)],
                 # ("lower" | "higher", how many, of how many) when nearly all features moved one way (``one_way``)
@@ -490,13 +523,13 @@ class ShiftReport:
         """How the mean test's bar was raised for a cohort of few patients (else "")."""
         if self.mean_bar <= SHIFT_MEAN_SD:
             return ""
-        return (f" (the {SHIFT_MEAN_SD:g} SD bar raised for {self.units} {self.unit_name()}: chance alone moves "
-                f"means that far)")
+        units = f"{self.units} {self.unit_name()}" if self.units != 1 else f"1 {self.unit_name()[:-1]}"
+        return f" (the {SHIFT_MEAN_SD:g} SD bar raised for {units}: chance alone moves means that far)"
 
     def message(self) -> str | None:
         """One line for the user: a warning text when `shifted`, else a note; None when unchecked."""
         d = int((~self.filled).sum())
-        if not self.checked:
+        if self.level == "unchecked":
             return None
         if self.level == "none":
             if self.mild_checked:
@@ -522,10 +555,11 @@ class ShiftReport:
                          f"{ONE_WAY_SD:g} training SD; {self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD) "
                          f"and a median SD {SHIFT_SPREAD_RATIO:g}x or more off")
             bar = f"warning when {SAME_WAY_SHARE:.0%} move one way"
-        shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD, "
-                          + (f"SD x{shown_number(r['sd_ratio'], '.2g')})" if r['sd_ratio'] is not None
-                             else f"most values beyond {UNCLIPPED_LIMIT:g} training scales)" if r["at_bound"]
-                             else "SD ratio —)")  # not measured
+        shown = ", ".join(f"{r['feature']} ({shown_number(r['mean_shift_sd'], '+.2g')} SD"
+                          + (")" if self.n < 2  # one sample has no spread: "SD x0" read as a collapsed feature
+                             else f", SD x{shown_number(r['sd_ratio'], '.2g')})" if r['sd_ratio'] is not None
+                             else f", most values beyond {UNCLIPPED_LIMIT:g} training scales)" if r["at_bound"]
+                             else ", SD ratio —)")  # not measured
                           for r in self.most_shifted(SHIFT_SHOWN))
         if self.level == "shift":
             return (f"cohort shift: {' and '.join(parts)} ({bar}); most shifted: {shown}."
