@@ -58,7 +58,8 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
     softmaxes); and the float32 arithmetic training uses by default (--dtype float32), which finite
     differences cannot check, against the float64 gradients (the 'float32' components). Exits 1 if
     anything fails, or is inconclusive: every gradient of a component too small to tell from round-off
-    (a model that fits its rows almost exactly), which a lower --atol can still compare.
+    (a model that fits its rows almost exactly), which a lower --atol can still compare, or exactly 0
+    (a loss flat on the rows: every hinge margin met).
 
     With --model and --data, checks a trained model's own network, in a float64 copy, on a sample
     of real rows (inference mode, and training mode when it uses dropout, with a fixed mask, or
@@ -118,7 +119,7 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         except gc.UnknownComponent as exc:
             raise click.BadParameter(str(exc), param_hint="'--only'") from None
     failed = [r for r in results if not r.passed]
-    hint = _step_hint(ctx, eps, tol, failed) or _floor_hint(ctx, atol, tol, results)
+    hint = _step_hint(ctx, eps, tol, failed) or _floor_hint(ctx, atol, tol, results) or _tol_hint(ctx, tol, results)
     if as_json:
         print_json({
             "eps": eps, "tol": tol, "atol": atol, "seed": seed, "passed": not failed,
@@ -146,7 +147,8 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
         if wrong:
             summary += f"; failed: {_first(wrong)}"
         if unresolved:
-            summary += f"; inconclusive (every gradient too small to tell from round-off, --atol {atol:g}): {_first(unresolved)}"
+            summary += (f"; inconclusive (every gradient too small to tell from round-off at --atol {atol:g}, or exactly 0: "
+                        f"the component's note says which): {_first(unresolved)}")
         click.echo(summary)
     if hint:
         report([], [hint], quiet)
@@ -172,6 +174,25 @@ def _floor_hint(ctx, atol: float, tol: float, results) -> str:
             f"{default:g} fails, off their central differences by up to {worst.max_rel_forgiven:.2g} relative "
             f"({worst.component}), forgiven as round-off: a floor above the central difference's own (about 1e-10 x "
             "max(1, |f|) at --eps 1e-6) forgives wrong gradients of that size; rerun with the default to tell")
+
+
+def _tol_hint(ctx, tol: float, results) -> str:
+    """A warning when a --tol above its default let components pass with entries the default rejects: --tol 0.5
+    passed an MSE gradient 1.5 times the true one ("1 of 1 components passed", max rel. error 0.33) without a word,
+    where a raised --atol that forgave one is warned of (``_floor_hint``). Empty otherwise."""
+    from click.core import ParameterSource
+
+    from ..engine.gradcheck import DEFAULT_TOL as default
+
+    if tol <= default or ctx.get_parameter_source("tol") in (ParameterSource.DEFAULT, None):
+        return ""
+    loose = [r for r in results if r.passed and r.max_rel_tolerated > 0]  # entries the default tol and floor fail
+    if not loose:
+        return ""
+    worst = max(loose, key=lambda r: r.max_rel_tolerated)
+    return (f"with --tol {tol:g} {_first([r.component for r in loose])} passed with entries the default --tol "
+            f"{default:g} fails, off their central differences by up to {worst.max_rel_tolerated:.2g} relative "
+            f"({worst.component}): a wrong gradient of that size passes too; rerun with the default to tell")
 
 
 def _first(names: list[str], k: int = 5) -> str:

@@ -14,8 +14,9 @@ machine_eps * |f| / eps (1e-10 for |f| ~ 1 and eps = 1e-6), so an entry whose an
 numerical values agree to within ``atol * max(1, |f|)`` also passes, and the report counts such
 entries as ``near_zero``. A wrong backward formula gives errors of the order of the gradient
 itself, far above that floor. When *every* entry of a component falls under that floor (a trained model
-that fits its rows almost exactly has gradients of 1e-9 and less), nothing was compared: a gradient three
-times too large would pass as well, so such a component is not passed but ``inconclusive``.
+that fits its rows almost exactly has gradients of 1e-9 and less), or is exactly 0 on both sides (a loss flat
+on the rows: every hinge margin met), nothing was compared: a gradient three times too large, or of the wrong
+sign, would pass as well, so such a component is not passed but ``inconclusive``.
 
 Inputs are drawn away from the kinks of ReLU-family activations (z = 0), MAE (o = y), Huber
 (|o - y| = delta) and hinge (s t = 1), where the derivative does not exist and a central
@@ -58,6 +59,8 @@ BATCHNORM_MIN_ROWS = 3
 RESOLVED_FACTOR = 100.0
 # The round-off floor's default (``atol``): about 100 x what a central difference at eps 1e-6 resolves
 DEFAULT_ATOL = 1e-8
+# The relative tolerance's default (``tol``)
+DEFAULT_TOL = 1e-6
 
 
 @dataclass
@@ -74,11 +77,14 @@ class CheckResult:
     # the largest relative error among the entries passed only within a round-off floor raised above the default
     # (--atol) that the default floor would have failed: what the raised floor forgave
     max_rel_forgiven: float = 0.0
+    # the largest relative error among the entries a tol raised above the default accepted that the default tol and
+    # round-off floor would have failed (--tol 0.5 passed a gradient 1.5 x the true one): what the raised tol forgave
+    max_rel_tolerated: float = 0.0
 
     def to_dict(self) -> dict:
         """JSON-able: a non-finite error (a NaN or infinite gradient) is None."""
         doc = asdict(self)
-        for key in ("max_rel_error", "max_rel_forgiven"):
+        for key in ("max_rel_error", "max_rel_forgiven", "max_rel_tolerated"):
             if not np.isfinite(doc[key]):
                 doc[key] = None
         return doc
@@ -126,15 +132,18 @@ class _Stats:
     max_rel_unresolved: float = 0.0
     max_rel_forgiven: float = 0.0  # over forgiven entries whose gradients were resolved (above RESOLVED_FACTOR floors)
     max_rel_resolvable: float = 0.0  # over forgiven entries the default floor would have failed (``CheckResult``)
+    max_rel_tolerated: float = 0.0  # over entries within a raised tol that the default tol and floor would fail
     near_zero: int = 0
+    zero: int = 0  # entries whose analytic and numerical gradients are both exactly 0: agreement, but no evidence
     failed: int = 0
     worst: str = ""
 
 
 def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol: float, floor: float,
-            default_floor: float | None = None) -> _Stats:
+            default_floor: float | None = None, default_tol: float | None = None) -> _Stats:
     """Entry-wise relative errors; ``floor`` is the absolute agreement accepted as round-off (``default_floor``: what
-    it is at the default atol, for ``max_rel_resolvable``). An entry where
+    it is at the default atol, for ``max_rel_resolvable``; ``default_tol``: the default tol, when ``tol`` is above it,
+    for ``max_rel_tolerated``). An entry where
     either gradient is not finite (NaN, ±inf) fails with an infinite error: NaN compares False with any
     tolerance, and an infinite analytic gradient against a finite difference must not pass."""
     st = _Stats()
@@ -148,6 +157,7 @@ def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol
         forgiven = bad & (diff <= floor)  # below what a central difference can resolve
         st.entries += n.size
         st.near_zero += int(np.count_nonzero(forgiven))
+        st.zero += int(np.count_nonzero((a == 0) & (n == 0)))
         # A forgiven entry still agreed to within floor / |gradient|: evidence when that is 1 % or less, none when
         # the gradients are about the floor's size (3e-9 against 1e-9, a gradient 3 x too large, is forgiven too).
         unresolved = forgiven & (np.maximum(np.abs(a), np.abs(n)) < RESOLVED_FACTOR * floor)
@@ -158,6 +168,10 @@ def compare(analytic: dict[str, np.ndarray], numeric: dict[str, np.ndarray], tol
             resolvable = forgiven & (diff > default_floor)  # forgiven only because the floor was raised
             if np.any(resolvable):
                 st.max_rel_resolvable = max(st.max_rel_resolvable, float(rel[resolvable].max()))
+        if default_tol is not None:  # within the raised tol, beyond the default tol and the default floor
+            tolerated = ~bad & (rel > default_tol) & (diff > (floor if default_floor is None else default_floor))
+            if np.any(tolerated):
+                st.max_rel_tolerated = max(st.max_rel_tolerated, float(rel[tolerated].max()))
         resolved_forgiven = forgiven & ~unresolved
         if np.any(resolved_forgiven):
             st.max_rel_forgiven = max(st.max_rel_forgiven, float(rel[resolved_forgiven].max()))
@@ -188,15 +202,25 @@ def check_function(
     numeric = numerical_gradient(f, arrays, eps, entries)
     if entries is not None:
         analytic = {k: np.asarray(analytic[k]).reshape(-1)[entries[k]] for k in arrays}
-    st = compare(analytic, numeric, tol, atol * scale, DEFAULT_ATOL * scale if atol > DEFAULT_ATOL else None)
+    st = compare(analytic, numeric, tol, atol * scale, DEFAULT_ATOL * scale if atol > DEFAULT_ATOL else None,
+                 DEFAULT_TOL if tol > DEFAULT_TOL else None)
     if st.failed and st.worst:
         note = (note + "; " if note else "") + f"worst entry in {st.worst}"
-    # Every entry disagreed beyond tol and was forgiven only for being below the floor: nothing was compared.
-    inconclusive = st.failed == 0 and st.entries > 0 and st.unresolved == st.entries
-    if inconclusive:
+    # Every entry disagreed beyond tol and was forgiven only for being below the floor, or is exactly 0 on both
+    # sides (every hinge margin met, every ReLU unit dead on the rows: f does not move, and any backward formula
+    # gives 0 there too): nothing was compared.
+    inconclusive = st.failed == 0 and st.entries > 0 and st.unresolved + st.zero == st.entries
+    if inconclusive and st.zero == st.entries:
         note = (note + "; " if note else "") + (
-            f"no entry resolved: each of the {st.entries} gradients is below {RESOLVED_FACTOR:g} x the round-off "
-            f"floor atol x max(1, |f|) = {atol * scale:.1e} (f = {value:.3g}) and differs from its central "
+            f"no entry resolved: each of the {st.entries} gradients is exactly 0, analytic and numerical (f = "
+            f"{value:.3g}, flat along every checked entry: e.g. every hinge margin met, or every unit dead), so "
+            "a wrong gradient formula would pass too; check rows where the loss has a slope (held-out data)")
+    elif inconclusive:
+        which = (f"{st.zero} of the {st.entries} gradients are exactly 0, analytic and numerical, and each of the "
+                 f"other {st.entries - st.zero}" if st.zero else f"each of the {st.entries} gradients")
+        note = (note + "; " if note else "") + (
+            f"no entry resolved: {which} is below {RESOLVED_FACTOR:g} x the "
+            f"round-off floor atol x max(1, |f|) = {atol * scale:.1e} (f = {value:.3g}) and differs from its central "
             "difference by more than tol, so a wrong gradient this small would pass too; check rows with a larger "
             "loss (held-out data), or lower atol to compare them down to round-off")
     # Every entry missed tol but agreed within the round-off floor, its gradient well above it: tol is below what a
@@ -210,7 +234,7 @@ def check_function(
     # not the 0 of no entry compared
     max_rel = st.max_rel_unresolved if inconclusive else st.max_rel_forgiven if waived else st.max_rel
     return CheckResult(name, st.entries, max_rel, st.near_zero, st.failed == 0 and not inconclusive, note,
-                       inconclusive, st.max_rel_resolvable)
+                       inconclusive, st.max_rel_resolvable, st.max_rel_tolerated)
 
 
 # --------------------------------------------------------------------------- components

@@ -80,8 +80,10 @@ class Loss(ABC):
 
     def _y(self, output: np.ndarray, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y)
-        if y.shape != output.shape and y.size == output.size:
-            y = y.reshape(output.shape)  # accept (n,) targets for a single output column
+        if y.shape != output.shape and y.ndim >= 1 and y.shape[0] == output.shape[0] and y.size == output.size:
+            # accept (n,) targets for a single output column; not any array of as many entries: (k, n) targets,
+            # transposed, were read row-major into (n, k) and scrambled without a word
+            y = y.reshape(output.shape)
         if y.shape != output.shape:
             raise ValueError(f"{self.name}: y has shape {y.shape}, expected the output's shape {output.shape}")
         return y.astype(output.dtype, copy=False)

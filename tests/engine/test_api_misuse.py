@@ -34,6 +34,22 @@ def test_integer_outputs_are_computed_in_floating_point(name, output, y, expecte
     assert np.issubdtype(loss.backward(np.array(output), np.array(y)).dtype, np.floating)
 
 
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "bce", "focal", "hinge"])
+def test_transposed_targets_are_refused_not_read_scrambled(name):
+    """y of shape (k, n) for outputs (n, k) has as many entries: it was reshaped row-major to (n, k), a loss of
+    other rows' labels without a word (bce 3.35 where the right targets give 0.013). (n,) for k = 1 stays accepted."""
+    out = np.array([[5.0, -5.0], [5.0, -5.0], [5.0, -5.0]])
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    loss = losses.get(name)
+    with pytest.raises(ValueError, match=r"y has shape \(2, 3\), expected the output's shape \(3, 2\)"):
+        loss.forward(out, y.T.copy())
+    with pytest.raises(ValueError, match="expected the output's shape"):
+        loss.backward(out, y.T.copy())
+    assert loss.forward(out, y) == pytest.approx(loss.forward(out, y.tolist()))
+    column = out[:, :1]
+    assert loss.forward(column, y[:, 0]) == loss.forward(column, y[:, :1])  # (n,) targets of one column
+
+
 def test_a_one_dimensional_output_is_refused_by_name():
     with pytest.raises(ValueError, match=r"mse: the output must be 2-D \(n, k\), got shape \(5,\)"):
         losses.get("mse").forward(np.zeros(5), np.zeros(5))

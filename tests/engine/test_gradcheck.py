@@ -238,6 +238,26 @@ def test_a_wrong_gradient_below_the_round_off_floor_is_inconclusive_not_passed(m
     assert not strict.passed and not strict.inconclusive  # a lower atol compares them: a plain failure
 
 
+def test_gradients_exactly_zero_everywhere_are_inconclusive_not_passed():
+    """Every hinge margin met: the loss is flat, each gradient is exactly 0 analytic and numerical, and a wrong
+    backward (here sign-flipped) gives 0 as well. That compared nothing: it used to pass with "max rel. error 0"."""
+    net = MLP(3, [4], 1, activation="relu", seed=0)
+    net.parameters()["dense1.b"][...] = 50.0  # every logit far beyond the margin of a positive label
+    X, y = np.random.default_rng(0).normal(size=(5, 3)), np.ones((5, 1))
+    res = gc.check_network(net, losses.get("hinge"), X, y, training=False)
+    assert not res.passed and res.inconclusive, res
+    assert "exactly 0" in res.note and "slope" in res.note
+    hinge = losses.get("hinge")
+    out = np.array([[3.0], [-4.0]])
+    t = np.array([[1.0], [0.0]])
+    flipped = gc.check_function("loss:hinge", lambda: hinge.forward(out, t), {"output": out},
+                                {"output": -hinge.backward(out, t)}, 1e-6, 1e-6, gc.DEFAULT_ATOL)
+    assert not flipped.passed and flipped.inconclusive
+    y[0] = 0.0  # one row on the loss's slope: its entries are compared, the zeros of the others beside them
+    mixed = gc.check_network(net, losses.get("hinge"), X, y, training=False)
+    assert mixed.passed and not mixed.inconclusive, mixed
+
+
 def test_the_suite_has_nothing_inconclusive_and_the_cli_says_inconclusive(monkeypatch):
     assert not any(r.inconclusive or not r.passed for r in gc.run(only="loss"))
     monkeypatch.setattr(gc, "run", lambda **kw: [gc.CheckResult("loss:x", 3, 0.5, 3, False, "n", True),
@@ -311,6 +331,25 @@ def test_a_raised_atol_that_forgave_a_wrong_gradient_is_warned_of(monkeypatch):
     assert any(w.startswith("with --atol 0.1 ") and "the default --atol 1e-08 fails" in w
                for w in doc["warnings"]), doc["warnings"]  # ... and the warning says so
     assert run(["gradcheck", *only]).exit_code == 1  # the default floor fails them
+
+
+def test_a_raised_tol_that_passed_a_wrong_gradient_is_warned_of(monkeypatch):
+    """--tol 0.5 passed an MSE gradient 1.5 x the true one ("1 of 1 components passed", exit 0) without a word,
+    where a raised --atol that forgave one is warned of. Right gradients under a raised tol get no warning."""
+    from cli_helpers import run
+
+    only = ["--only", "loss:mse"]
+    right = run(["gradcheck", "--only", "loss", "--tol", "1e-4", "--json"])  # entries under the default floor too
+    assert right.exit_code == 0 and json.loads(right.stdout)["warnings"] == [], right.stdout
+    grad = losses.MSE.grad
+    monkeypatch.setattr(losses.MSE, "grad", lambda self, o, y: 1.5 * grad(self, o, y))
+    res = run(["gradcheck", *only, "--tol", "0.5", "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["passed"]  # the tolerance asked for lets it through ...
+    assert doc["results"][0]["max_rel_tolerated"] == pytest.approx(1 / 3)
+    assert any(w.startswith("with --tol 0.5 loss:mse passed") and "the default --tol 1e-06 fails" in w
+               for w in doc["warnings"]), doc["warnings"]  # ... and the warning says so
+    assert run(["gradcheck", *only]).exit_code == 1  # the default tol fails it
 
 
 def test_the_suite_checks_the_large_batch_product_and_blocked_weight_gradients(monkeypatch):
