@@ -533,15 +533,20 @@ def test_diagnose_names_regression_metric_curves_in_the_targets_units(tmp_path):
     assert "RMSE curves" in res.output and "rmse" not in res.output and "standardised" not in res.output
 
 
+def _small_model(tmp_path_factory, name: str, *options: str):
+    """A model file trained with ``options`` on a small table (60 rows of 6 features), with its history."""
+    tmp = tmp_path_factory.mktemp(name)
+    data = write_table(tmp, n_patients=20, per_patient=3, n_features=6)
+    out = tmp / f"{name}.mlp"
+    res = run(["train", data, *options, "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A small model file with its history: one network, 8 epochs."""
-    tmp = tmp_path_factory.mktemp("model")
-    data = write_table(tmp, n_patients=20, per_patient=3, n_features=6)
-    out = tmp / "m.mlp"
-    res = run(["train", data, "--folds", "1", "--epochs", "8", "--hidden", "none", "-q", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
+    return _small_model(tmp_path_factory, "m", "--folds", "1", "--epochs", "8", "--hidden", "none")
 
 
 # --- history files and sources ---------------------------------------------------------------------------------------
@@ -687,12 +692,7 @@ def test_a_model_files_history_beyond_diagnoses_arithmetic_is_an_error_as_a_tabl
 @pytest.fixture(scope="module")
 def ensemble_model(tmp_path_factory):
     """A small two-member ensemble's model file (--folds 2), its history one row per member and epoch."""
-    tmp = tmp_path_factory.mktemp("ensemble_model")
-    data = write_table(tmp, n_patients=20, per_patient=3, n_features=6)
-    out = tmp / "e.mlp"
-    res = run(["train", data, "--folds", "2", "--epochs", "20", "--hidden", "8", "-q", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
+    return _small_model(tmp_path_factory, "e", "--folds", "2", "--epochs", "20", "--hidden", "8")
 
 
 def test_a_model_files_history_is_held_to_a_history_tables_checks(tmp_path, model, ensemble_model):
