@@ -233,13 +233,13 @@ def _lacking_remedy(ds: data.Dataset, lacking: list[float], kept: list[float]) -
     """What to do about sizes skipped for a rare class or label, said once after them: the curve runs from the
     smallest size that holds it, and --fractions from there gives it more points."""
     what = "label's positives (or negatives)" if ds.task == "multilabel" else "class"
-    start, rare = min(kept), "label" if ds.task == "multilabel" else "class"
+    leave = "label (--target)" if ds.task == "multilabel" else "class's rows"
+    start = min(kept)
     more = (f"for more points give --fractions from there up (e.g. --fractions {_fractions_from(start)}), or" if start < 1
             else "only the whole training side holds it, and one size cannot say whether more data helps;")
     return (f"{len(lacking)} size{'s' if len(lacking) != 1 else ''} ({', '.join(fraction_words(f) for f in lacking)}) "
             f"skipped for want of a rare {what}: the curve starts at {fraction_words(start)}; {more} leave out the "
-            f"rare {'label (--target)' if rare == 'label' else 'class' + chr(39) + 's rows'} to curve the others from "
-            "smaller sizes")
+            f"rare {leave} to curve the others from smaller sizes")
 
 
 def _fractions_from(start: float) -> str:
