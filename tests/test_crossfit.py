@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -283,6 +284,24 @@ def test_a_version_1_single_network_file_still_loads_and_predicts(tmp_path):
     np.testing.assert_array_equal(loaded.predict_output(ds.X), fitted.model.predict_output(ds.X))
     res = run(["predict", str(old), write_table(tmp_path, n_patients=30), "-o", str(tmp_path / "p.csv"), "-q"])
     assert res.exit_code == 0, res.output
+
+
+def test_huge_held_out_log_losses_are_written_in_four_significant_digits():
+    """Unscaled features around 1e30 gave logits in the millions, and the --hidden auto note wrote a log loss of
+    "626536041381513347989504.0000": four significant digits there, four decimals for usual losses."""
+    from mlpcli.model_selection.crossfit import FittedCandidate
+    from mlpcli.model_selection.portfolio import Candidate, choose_candidate
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    wrong = np.eye(3)[(y + 1) % 3] * 1e6  # sure and always wrong: a log loss of about 1e6
+    right = np.eye(3)[y] * 5.0
+    notes: list[str] = []
+    choose_candidate([FittedCandidate(Candidate((), 0.0), [], wrong, 0.0),
+                      FittedCandidate(Candidate((128,), 0.0), [], right, 1.0)], notes, "out-of-fold score", y,
+                     "multiclass", "softmax", log_loss=True, calibrate=False)
+    assert "1e+06" in notes[0] and "000000.0000" not in notes[0], notes[0]
+    assert re.search(r"hidden 128: 0\.\d{4};", notes[0]), notes[0]  # a usual loss: four decimals
 
 
 def test_a_hidden_layer_must_win_by_more_than_the_noise_of_the_comparison():

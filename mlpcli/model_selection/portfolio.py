@@ -147,6 +147,12 @@ def by_log_loss(options: TrainOptions, task: str | None) -> bool:
     return task in ("binary", "multiclass", "multilabel") and not is_weighted(options.to_dict())
 
 
+def _loss_words(value: float) -> str:
+    """A log loss (or its margin) for the note: four decimals, or four significant digits where it is huge (features
+    around 1e30 without scaling wrote "626536041381513347989504.0000")."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
 def choose_candidate(cands: list[FittedCandidate], notes: list[str], what: str, y: np.ndarray | None = None,
             task: str | None = None, link: str | None = None, groups: np.ndarray | None = None,
             log_loss: bool = False, calibrate: bool = True) -> tuple[FittedCandidate, list[dict] | None]:
@@ -220,10 +226,10 @@ def _choose_by_log_loss(cands: list[FittedCandidate], notes: list[str], what: st
               "lr": c.spec.lr, **({} if c.spec.optimizer == AUTO else {"optimizer": c.spec.optimizer}),
               "score": None if not np.isfinite(c.score) else c.score,
               "log_loss": float(loss.mean())} for c, loss in zip(cands, losses)]
-    shown = "; ".join(f"{c.spec.describe()}: {loss.mean():.4f}" for c, loss in zip(cands, losses))
-    margin_words = (f"must lower it by more than {margins[0]:.4f}" if len(margins) == 1 else
+    shown = "; ".join(f"{c.spec.describe()}: {_loss_words(loss.mean())}" for c, loss in zip(cands, losses))
+    margin_words = (f"must lower it by more than {_loss_words(margins[0])}" if len(margins) == 1 else
                     "must lower the one chosen before it by more than its margin: " + ", ".join(
-                        f"{c.spec.describe()}: {m:.4f}" for c, m in zip(cands[1:], margins)))
+                        f"{c.spec.describe()}: {_loss_words(m)}" for c, m in zip(cands[1:], margins)))
     temperature = "each at its own temperature" if fit_T else "uncalibrated"
     clusters = ", patients as clusters" if groups is not None else ""
     notes.append(f"--hidden auto: {cands[best].spec.describe()} chosen by {what.replace('score', 'log loss')} "
