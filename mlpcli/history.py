@@ -640,11 +640,11 @@ def _model_history_rows(h: list[dict], fit: dict, path: str) -> list[dict]:
     curve without a word. A DataError names the file; the rows come back in (member, epoch) order."""
     recorded = [m.get(MEMBER) for m in fit.get("members") or [] if isinstance(m, dict)]
     damaged = "the file was edited or damaged"
-    if len(recorded) > 1 and split_members(h, path) is None:
+    groups = split_members(h, path)
+    if len(recorded) > 1 and groups is None:
         raise DataError(f"{path}: the model records {len(recorded)} ensemble members but its history has no "
                         f"{MEMBER!r} for its rows, so its {len(h)} rows cannot be told apart into the members' curves "
                         f"(read as one network they would run {len(h)} epochs end to end); {damaged}")
-    groups = split_members(h, path)
     known = {m for m in recorded if isinstance(m, int)}
     stray = sorted({m for m, _ in groups or []} - known) if known else []
     if stray:
