@@ -337,6 +337,15 @@ class TrainOptions:
                 "feature_types": list(self.feature_types)}
 
 
+def require_options(options, who: str) -> None:
+    """A ConfigError unless ``options`` is a TrainOptions: a dict of options (or None) given instead failed with an
+    AttributeError deep inside ('dict' object has no attribute 'validate'). ``who``: what takes it, e.g. "fit_model
+    takes"."""
+    if not isinstance(options, TrainOptions):
+        raise ConfigError(f"{who} a TrainOptions for its options (config.TrainOptions(epochs=...)), got a "
+                          f"{type(options).__name__}")
+
+
 # Options that some optimizers only read: given for another one they would change nothing, silently.
 OPTIMIZER_ONLY = {"weight_decay": ("adamw",), "momentum": ("sgd",), "adam_beta2": ("adam", "adamw"),
                   **{name: MINIBATCH_OPTIMIZERS for name in ("lr", "batch_size", "lr_schedule", "patience", "min_delta",
@@ -559,7 +568,10 @@ def check_value(name: str, value: Any, ranges: bool = True) -> None:
     flag, kind = flag_name(name), meta["kind"]
 
     def fail(what: str):
-        raise ConfigError(f"{flag}: {what}, got {value!r}")
+        shown = repr(value)
+        if "\n" in shown:  # a DataFrame (or an array) given for --val-data put its whole table in the message
+            shown = f"a {type(value).__module__.split('.')[0]}.{type(value).__qualname__}"
+        raise ConfigError(f"{flag}: {what}, got {shown}")
 
     if value is None:
         if not meta["optional"]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import __version__, data, interrupts, metrics
 from .calibration import Calibration
-from .config import TrainOptions
+from .config import TrainOptions, require_options
 from .errors import ConfigError, DataError
 from .model_io import Model
 from .model_summary import is_weighted
@@ -84,6 +84,7 @@ def load_dataset(path, options: TrainOptions, stdin=None) -> tuple[data.Dataset,
     A text or parquet table whose training will use scikit-learn (``needs_scikit_learn``) is read while it is
     imported beside it (pyarrow's and NumPy's parsing release the GIL): 0.5-1 s less before the first epoch at
     8,000 x 5,000. Not beside ``.h5ad`` and 10x reading, which import scipy themselves."""
+    require_options(options, "load_dataset takes")  # a dict of options failed with an AttributeError inside
     dense = not isinstance(path, pd.DataFrame) and data.table_kind(path) in ("text", "parquet") \
         and "sklearn" not in sys.modules and needs_scikit_learn(path, options)
     imported = import_beside(*TRAINING_IMPORTS) if dense else (lambda: None)

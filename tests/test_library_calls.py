@@ -5,6 +5,7 @@ without NumPy's ComplexWarning."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -14,8 +15,13 @@ import pytest
 from mlpcli import pipeline
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ConfigError
+from mlpcli.model_selection import fit_model, holdout, kfold
+from mlpcli.model_selection.cross_validation import cross_validate
+from mlpcli.model_selection.learning_curve import learning_curve
+from mlpcli.model_selection.tuning import tune
 from mlpcli.parallel import Plan
-from mlpcli.predict import predict_stream
+from mlpcli.predict import evaluate, predict_stream, prepare
+from mlpcli.predict.recalibrate import recalibrate
 
 HERE = Plan(n_jobs=1)
 
@@ -72,3 +78,72 @@ def test_a_complex_regression_target_is_refused_without_a_warning():
         warnings.simplefilter("error")  # NumPy's ComplexWarning came first
         with pytest.raises(ValueError, match="Complex data not supported: y must be real numbers"):
             MLPRegressor(epochs=3).fit(X, X[:, 0] + 0j)
+
+
+@pytest.mark.parametrize("who", ["prepare", "shift_report", "evaluate", "recalibrate", "explain"])
+def test_the_documented_calls_name_a_path_given_for_the_model(who):
+    """They failed with "AttributeError: 'str' object has no attribute 'preprocessor'" (or 'task') from deep inside,
+    where predict_stream said what to do."""
+    from mlpcli.explain import explain
+    from mlpcli.predict import evaluate, prepare, shift_report
+    from mlpcli.predict.recalibrate import recalibrate
+
+    call = {"prepare": prepare, "shift_report": shift_report, "evaluate": evaluate, "recalibrate": recalibrate,
+            "explain": explain}[who]
+    with pytest.raises(ConfigError, match=rf"^{who} takes an mlpcli Model, got a str: load it first, "
+                                          r"model_io.load\('m.mlp'\)$"):
+        call("m.mlp", frame(10))
+    with pytest.raises(ConfigError, match=rf"^{who} takes an mlpcli Model, got a NoneType$"):
+        call(None, frame(10))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda df: pipeline.load_dataset(df, {"epochs": 3}), "load_dataset takes a TrainOptions for its options"),
+    (lambda df: fit_model(df, TrainOptions(epochs=2)), "fit_model takes a data.Dataset, got a DataFrame: read it "
+                                                       "first, pipeline.load_dataset(table, options)"),
+    (lambda df: fit_model(pipeline.load_dataset(df, TrainOptions())[0], {"epochs": 2}),
+     "fit_model takes a TrainOptions"),
+    (lambda df: cross_validate("table.csv", TrainOptions(epochs=2)), "cross_validate takes a data.Dataset, got a str"),
+    (lambda df: tune(df, TrainOptions(epochs=2), {"l2": [0.0, 0.1]}), "tune takes a data.Dataset"),
+    (lambda df: learning_curve(df, None), "learning_curve takes a TrainOptions"),
+    (lambda df: kfold(df, 5), "kfold takes a data.Dataset"),
+    (lambda df: holdout(df, 0.2), "holdout takes a data.Dataset"),
+])
+def test_model_selection_calls_name_a_table_or_options_of_the_wrong_kind(call, message):
+    """The README's model-selection calls failed with "AttributeError: 'str' object has no attribute 'y'" (or 'dict'
+    object has no attribute 'validate' / 'no_group') when given a path, a DataFrame or a dict of options."""
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(frame())
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return pipeline.train(frame(), TrainOptions(epochs=2, folds=2), plan=HERE).model
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m, df: recalibrate(m, df, alpha="0.1"), "OptionError", "--alpha must lie strictly between 0 and 1, got '0.1'"),
+    (lambda m, df: recalibrate(m, df, alpha=None), "OptionError", "--alpha must lie strictly between 0 and 1, got None"),
+    (lambda m, df: evaluate(m, df, by=["batch"]), "ConfigError", "--by takes one column name, got a list: ['batch']"),
+    (lambda m, df: prepare(m, df.to_numpy()), "TypeError", "a table is a file's path (str or os.PathLike), '-' for "
+                                                           "standard input, or a pandas DataFrame; got numpy.ndarray"),
+])
+def test_arguments_of_the_wrong_type_are_named_not_failed_on_inside(small_model, call, error, message):
+    """recalibrate's alpha as text or None failed with "'<' not supported between instances of 'float' and 'str'",
+    evaluate's by as a list with "unhashable type: 'list'", and prepare given a NumPy array with "expected str, bytes
+    or os.PathLike object, not ndarray" from the .h5ad check, where predict_stream says what a table may be."""
+    import mlpcli.errors
+
+    kind = getattr(mlpcli.errors, error, None) or TypeError
+    with pytest.raises(kind, match=re.escape(message)):
+        call(small_model, frame(20, 1))
+
+
+def test_an_option_given_a_table_names_its_type_on_one_line():
+    """TrainOptions(val_data=df).validate() said "--val-data: must be text, got" and then the frame's whole repr over
+    many lines."""
+    with pytest.raises(ConfigError) as caught:
+        TrainOptions(val_data=frame(), folds=1).validate()
+    assert str(caught.value) == "--val-data: must be text, got a pandas.DataFrame"
+    with pytest.raises(ConfigError, match=r"^--epochs: must be a whole number, got '3'$"):  # short values as they were
+        TrainOptions(epochs="3").validate()

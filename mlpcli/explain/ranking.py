@@ -36,7 +36,7 @@ import pandas as pd
 from ..text import quoted
 from ..errors import ConfigError, DataError, OptionError
 from ..metrics import spearman
-from ..model_io import Model
+from ..model_io import Model, require_model
 from .attribution import (DEFAULT_STEPS, attribution_chunks, baseline_values, check_model_output, check_steps,
                           class_index, completeness_gap, default_tol)
 from .labels import label_indices, label_matrix, target_values
@@ -383,6 +383,7 @@ def explain(model: Model, X: np.ndarray, y: np.ndarray | None = None, *, feature
     but not ranked. ``patients`` (n,): the patient (group) of each sample (``Samples.patients``): the bootstrap
     resamples whole patients within each class, since samples of one patient are not independent evidence.
     ``progress(done, total)``: permutation importance's features shuffled so far, after each batch of them."""
+    require_model(model, "explain takes")  # a path given for it failed with an AttributeError inside
     check_rankable(model)
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")

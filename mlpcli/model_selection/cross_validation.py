@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..distributions import chi2_independence
-from ..config import AUTO, TrainOptions, offset_seed
+from ..config import AUTO, TrainOptions, offset_seed, require_options
 from ..decision import DECIDED, Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
@@ -35,7 +35,7 @@ from .fitting import check_fits_memory as fitting_check_fits_memory
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
 from .splits import (Fold, group_name, class_label, batch_spanning_groups, check_training_parts, kfold,
-                     single_group_labels)
+                     require_dataset, single_group_labels)
 from .splits import leave_batch_out as leave_batch_out_folds
 
 __all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "plan_folds", "cross_validate",
@@ -467,6 +467,8 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     the same preprocessing) on every fold's training part and score it on the same test part
     (``CVResult.baseline_summary``)."""
     started = time.perf_counter()
+    require_dataset(ds, "cross_validate takes")  # a path or a dict of options failed with an AttributeError inside
+    require_options(options, "cross_validate takes")
     fold_list, strategy = plan_folds(ds, options, folds, repeats, leave_batch_out, coverage)
     if leave_batch_out:
         folds = len(fold_list)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import auto_defaults, data, interrupts
 from ..calibration import Calibration
-from ..config import AUTO, TrainOptions, offset_seed
+from ..config import AUTO, TrainOptions, offset_seed, require_options
 from ..decision import DECIDED, Decision
 from ..decision import choose as choose_decision
 from ..errors import DataError, OptionError, TrainingError
@@ -41,7 +41,7 @@ from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
 from .portfolio import (WIDE_FEATURES_PER_ROW, Candidate, by_log_loss, choose_candidate, held_out_score, noise_used,
                         portfolio, too_wide_for_hidden)
-from .splits import SplitSummary, crossing_parts, holdout, kfold, max_folds, summarize_split
+from .splits import SplitSummary, crossing_parts, holdout, kfold, max_folds, require_dataset, summarize_split
 from .held_out_fits import calibrate_on_held_out, PreparedRows, store_trust
 
 
@@ -274,6 +274,8 @@ def fit_model(ds: data.Dataset, options: TrainOptions, progress: Callable[[dict]
     capped), and the model is now the command's bit for bit (BLAS's thread count can change a product's last bits)."""
     from ..parallel import blas_cap
 
+    require_dataset(ds, "fit_model takes")  # a path or a dict of options failed with an AttributeError inside
+    require_options(options, "fit_model takes")
     with blas_cap((plan or Plan()).blas_threads):
         return _fit_model(ds, options, progress, val_ds, plan, folds_flag, _Once(when_idle))
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import data, metrics
 from ..calibration import probabilities
-from ..config import AUTO, TrainOptions
+from ..config import AUTO, TrainOptions, require_options
 from ..auto_defaults import auto_noise
 from ..decision import DECIDED, MIN_LABEL_EVENTS, balanced_accuracy, choose, label_balanced_accuracy
 from ..diagnosis.sample_size import bias_variance, fraction_words, more_data
@@ -394,6 +394,7 @@ def learning_curve(
     workers (default: all cores). progress(point) is called as each size finishes, in size order.
     Raises DataError when no size contains every class of the training side.
     """
+    require_options(options, "learning_curve takes")  # a dict of options failed with an AttributeError inside
     options.validate()
     fractions = parse_fractions(fractions)
     ds, notes = data.load_dataset(path, **options.roles(), stdin=stdin)

@@ -8,6 +8,7 @@ place that is checked, and it raises rather than asserts, so it holds under ``py
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -67,6 +68,17 @@ def single_group_labels(dataset: Dataset) -> list[str]:
             "patients, or leave it out of --target"]
 
 
+def require_dataset(ds, who: str) -> None:
+    """A ConfigError unless ``ds`` is a data.Dataset: a table's path or a DataFrame given instead (as
+    ``pipeline.train`` and ``learning_curve`` take them) failed with an AttributeError deep inside ('str' object has no
+    attribute 'y'). ``who``: what takes it, e.g. "fit_model takes"."""
+    if isinstance(ds, Dataset):
+        return
+    hint = ": read it first, pipeline.load_dataset(table, options)" if isinstance(ds, (str, os.PathLike)) or \
+        type(ds).__name__ == "DataFrame" else ""
+    raise ConfigError(f"{who} a data.Dataset, got a {type(ds).__name__}{hint}")
+
+
 def _check_val_size(val_size: float) -> None:
     ok = isinstance(val_size, (int, float, np.floating)) and not isinstance(val_size, bool) and 0 < val_size < 1
     if not ok:
@@ -82,6 +94,7 @@ def holdout(dataset: Dataset, val_size: float = 0.2, seed: int = 0) -> tuple[np.
     Groups otherwise:
     GroupShuffleSplit. No groups: StratifiedShuffleSplit (classification) or ShuffleSplit.
     """
+    require_dataset(dataset, "holdout takes")
     _check_val_size(val_size)
     if dataset.n_samples < 2:
         raise DataError(f"{dataset.n_samples} sample(s) cannot be split into training and validation rows")
@@ -572,6 +585,7 @@ def kfold(ds: Dataset, n_folds: int = 5, repeats: int = 1, seed: int = 0,
     ever in both the training and the test part of a fold. No groups: StratifiedKFold / KFold.
     Multi-label targets are not stratified (no single class per sample).
     """
+    require_dataset(ds, "kfold takes")
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ConfigError(f"--repeats must be a whole number >= 1, got {repeats!r}")
     check_fold_count(ds, n_folds, flag, outer)

@@ -29,14 +29,15 @@ from .. import data, metrics
 from ..data.conventions import IMPUTE_METHODS
 from ..decision import DECIDED
 from ..data.preprocess_messages import IMPUTE_HINT
-from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions
+from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions, \
+    require_options
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
                                finite, fit_fold, fold_name, mean_sd, with_seed)
 from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, option_name,
                    value_text)
-from .splits import Fold, check_training_parts, kfold
+from .splits import Fold, check_training_parts, kfold, require_dataset
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among", "rank",
            "selection_note", "grid_notes", "tie_note", "refit_record", "setting_text"]
@@ -586,6 +587,8 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     the best inner setting is refitted on the outer training part and scored on the outer test
     fold, which the inner tuning never sees. The ranked table (and the setting to refit) always
     comes from tuning on all of ``ds``."""
+    require_dataset(ds, "tune takes")  # a path or a dict of options failed with an AttributeError inside
+    require_options(options, "tune takes")
     check_cv_options(options)
     if ds.y is None or ds.task is None:
         raise DataError("the table has no target column; name it with --target")

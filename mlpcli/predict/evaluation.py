@@ -17,7 +17,7 @@ from ..data.pieces import DEFAULT_CHUNK_MB
 from ..decision import threshold_field
 from ..errors import ConfigError, OptionError
 from ..fileio import file_sha256
-from ..model_io import Model
+from ..model_io import Model, require_model
 from ..text import quoted
 from .bootstrap import BOOTSTRAP_FEW_UNITS, BOOTSTRAP_MIN, Units, bootstrap_metrics, bootstrap_workers, percentile_ci
 from .columns import RoleFlags
@@ -296,6 +296,9 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
     """
     from .. import metrics  # sklearn: only evaluation needs it (predict stays light to start)
 
+    require_model(model, "evaluate takes")  # a path given for it failed with an AttributeError inside
+    if by is not None and not isinstance(by, str):  # a list failed as "unhashable type: 'list'" inside
+        raise ConfigError(f"--by takes one column name, got a {type(by).__name__}: {by!r}")
     threshold_given = threshold is not None
     check_risk_thresholds(model.task, net_benefit)  # before the table is read
     check_operating_points(model.task, operating_points)

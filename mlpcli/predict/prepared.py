@@ -15,9 +15,9 @@ from .. import data
 from ..data.conventions import DECIMAL_ATTR, ROW_NAMES_ATTR
 from ..data.cells import NO_COPY
 from ..data.samples import SampleJoin, read_sample_sheet, refuse_row_number_join
-from ..data.sources import is_pipe, table_source
+from ..data.sources import check_table_argument, is_pipe, table_source
 from ..data.streamed import read_whole
-from ..model_io import Model
+from ..model_io import Model, require_model
 from .columns import RoleFlags, complete_rows, present_values, never_measured, plan_columns
 from .table_roles import open_h5ad, role_names, sheet_roles
 from .cohort_labels import encode_target
@@ -114,6 +114,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
     ``unlabelled``: a row without a label is a DataError naming it ("error"), or is left out of y ("skip":
     ``Prepared.labelled`` says which rows y is of; a caller sampling rows, gradcheck, needs only some).
     ``can_fill``: whether the caller offers --fill-missing (``plan_columns``)."""
+    require_model(model, "prepare takes")  # a path given for it failed with an AttributeError inside
+    check_table_argument(frame)  # a NumPy array failed as "expected str, bytes or os.PathLike object" in the reader
     if unlabelled not in ("error", "skip"):
         raise ValueError(f"unlabelled must be 'error' or 'skip', got {unlabelled!r}")
     need_target = labels and roles is not None and roles.target is not None

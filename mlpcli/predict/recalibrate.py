@@ -19,7 +19,7 @@ from ..data.pieces import DEFAULT_CHUNK_MB
 from ..decision import Decision
 from ..errors import ConfigError, DataError, OptionError
 from ..fileio import file_sha256
-from ..model_io import Model
+from ..model_io import Model, require_model
 from .columns import TARGET_ADVICE, RoleFlags, with_advice
 from .evaluation import read_targets_as
 from .cohort_labels import NOVEL_LABELS_HINT
@@ -85,6 +85,7 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
     its p-values are among the cohort's samples (``ood.recalibrated``), else among the held-out training rows."""
     from .. import metrics
 
+    require_model(model, "recalibrate takes")  # a path given for it failed with an AttributeError inside
     if method not in recal.METHODS:
         raise OptionError(f"--method must be one of {', '.join(recal.METHODS)}, got {method!r}")
     if conformal is not None and conformal not in CONFORMAL_CHOICES:
@@ -93,7 +94,8 @@ def recalibrate(model: Model, source, *, method: str = "auto", alpha: float = 0.
         raise OptionError(f"--conformal: prediction sets are for binary and multiclass models; this model is "
                           f"{model.task}")
     conformal = COHORT if conformal is None else conformal
-    if not 0.0 < alpha < 1.0:
+    # a number alone: "0.1" or None failed as "'<' not supported between instances of 'float' and 'str'"
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not 0.0 < alpha < 1.0:
         raise OptionError(f"--alpha must lie strictly between 0 and 1, got {alpha!r}")
     if model.task not in ("binary", "multiclass", "multilabel") or \
             model.output_activation() not in ("softmax", "sigmoid"):

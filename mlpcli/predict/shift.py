@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..data.scaling import UNCLIPPED_LIMIT
 from ..errors import DataError
-from ..model_io import Model
+from ..model_io import Model, require_model
 from .sizes import STAT_ROWS, DEFAULT_CHUNKSIZE
 from ..data.labels import label_keys
 
@@ -772,6 +772,7 @@ def _in_model_order(model: Model, X, features: list[str]) -> np.ndarray:
     missing = [name for name in model.preprocessor.kept_features if name not in index]
     if missing:
         raise DataError(f"X lacks {len(missing)} of the features the model uses, e.g. {missing[0]!r}")
+    require_model(model, "shift_report takes")  # a path given for it failed with an AttributeError inside
     X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
     out = np.full((X.shape[0], len(model.feature_names)), np.nan, dtype=X.dtype if X.dtype.kind == "f" else np.float64)
     present = [(k, index[name]) for k, name in enumerate(model.feature_names) if name in index]
