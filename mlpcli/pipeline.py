@@ -237,25 +237,29 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
     tables = [ds] + ([val_ds] if val_ds is not None else [])
     # what predict and evaluate recognise as training rows (0.08 s at 8,000 x 5,000), over the inputs of the model's
     # preprocessing: from when_idle when it is known then, else beside the summaries below
-    early: list[tuple[data.Preprocessor, Deferred]] = []
+    early: list[tuple[data.Preprocessor, Deferred, Deferred]] = []
 
     def when_idle(reference: data.Preprocessor | None) -> None:
         for task in (checksum, *later):
             task.start()
         if reference is not None:
-            early.append((reference, Deferred(training_fingerprints, tables, reference)))
-            early[0][1].start()
+            early.append((reference, Deferred(training_fingerprints, tables, reference),
+                          Deferred(_far_values, tables, reference)))
+            for task in early[0][1:]:
+                task.start()
 
     fitted = crossfit.fit_model(ds, options, progress=progress, val_ds=val_ds, plan=plan, folds_flag=folds_flag,
                                 when_idle=when_idle)
     reference = fitted.model.preprocessor
-    seen = early[0][1] if early and early[0][0] is reference else beside(training_fingerprints, tables, reference)
+    known = early and early[0][0] is reference
+    seen = early[0][1] if known else beside(training_fingerprints, tables, reference)
+    far = early[0][2] if known else beside(_far_values, tables, reference)
     with interrupts.finishing(fitted.stopped):  # trained: a stop now waits for the model to be complete
         if val_ds is not None:  # how --val-data's features were matched to the training table's (align_features)
             notes += [n for n in val_ds.notes if n.startswith("--val-data")]
             warnings += [w for w in val_ds.warnings if w.startswith("--val-data")]
         notes += fitted.notes
-        warnings += [w for w in (task() for task in later) if w]
+        warnings += [w for w in (task() for task in later) if w] + far()
         warnings += fitted.warnings
         model, resolved = fitted.model, fitted.options
         # an interrupted ensemble: the kept members' held-out rows, not the planned folds' (every row)
@@ -342,6 +346,15 @@ def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], l
     if options.impute is not None:  # missing values the fills then carry
         out += missingness_warnings(ds)
     return out, [Deferred(label_copies, ds), Deferred(binary_among_continuous, ds), Deferred(empty_rows_warning, ds)]
+
+
+def _far_values(datasets: list[data.Dataset], preprocessor) -> list[str]:
+    """The warnings of values far beyond their feature's training values (``data.far_values``) in the training table
+    and the --val-data table (``datasets``), by the reference ``preprocessor``'s rule, the one ``predict`` applies."""
+    from .data.far_values import far_training_values
+
+    names = ["the training table", "the --val-data table"]
+    return [w for w in (far_training_values(d, preprocessor, names[i]) for i, d in enumerate(datasets)) if w]
 
 
 def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndarray:

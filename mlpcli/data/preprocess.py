@@ -541,6 +541,42 @@ class Preprocessor(SparsePreprocessing):
             Z += self.offset_
         if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
             Z = Z / np.sqrt(np.maximum(1.0 - (Z / CLIP_AT) ** 2, 1e-12))
+    def far_scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d_kept,) float64 each: how many training scales below and above its centre a kept feature's value lies
+        before ``far_from_training`` calls it far (inf: never, as with --no-standardize, or below the centre after
+        log1p)."""
+        d = len(self.kept_features)
+        if not self.config.standardize:
+            return np.full(d, np.inf), np.full(d, np.inf)
+        if self.config.log1p:
+            scale = np.maximum(np.asarray(self.scale_, dtype=np.float64), np.finfo(np.float64).tiny)
+            return np.full(d, np.inf), math.log(FAR_FACTOR) / scale + FAR_LOG_SCALES
+        return np.full(d, FAR_SCALES), np.full(d, FAR_SCALES)
+
+    def scales_from_centre(self, values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Raw values (n, k) of the kept features at positions ``kept`` (k,) as training scales from each one's
+        centre, before the clip and its offset: (log1p(x) or x - centre) / scale, float64."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.config.log1p:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = np.log1p(values)
+        scale = np.maximum(np.asarray(self.scale_, dtype=np.float64)[kept], np.finfo(np.float64).tiny)
+        return (values - self.center_[kept]) / scale
+
+    def far_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d_kept,) float64 each: the raw values (before log1p) below and above which ``far_from_training`` calls a
+        value of each kept feature far (``far_scales``), so that a table can be checked without transforming it."""
+        below, above = self.far_scales()
+        if not self.config.standardize:
+            return -below, above
+        center = np.asarray(self.center_, dtype=np.float64)
+        scale = np.maximum(np.asarray(self.scale_, dtype=np.float64), np.finfo(np.float64).tiny)
+        with np.errstate(over="ignore", invalid="ignore"):
+            high = center + above * scale
+            if self.config.log1p:
+                return np.full(len(center), -np.inf), np.expm1(high)
+            return center - below * scale, high
+
         return self.center_ + self.scale_ * Z
 
     def unclipped(self, Z: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import pandas as pd
 from .. import data
 from ..data.copies import row_fingerprints
 from ..data.labels import label_keys
-from ..data.preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_SCALES
+from ..data.far_values import far_words
 from ..data.roles import listed_names, missing_batch_name
 from ..data.samples import SampleJoin, read_sample_sheet, refuse_row_number_join
 from ..data.pieces import PieceSize
@@ -486,9 +486,7 @@ class PredictionRun:
             return None
         feature, row = self.first_far
         some = "a value lies" if self.n_far == 1 else f"{self.n_far:,} values lie"
-        far = (f"more than {FAR_FACTOR:,.0f} times its feature's typical training value (and {FAR_LOG_SCALES:g} "
-               "training spreads beyond it on the log scale)" if self.model.preprocessor.config.log1p else
-               f"more than {FAR_SCALES:,.0f} training spreads from its feature's training centre")
+        far = far_words(bool(self.model.preprocessor.config.log1p))
         return (f"{some} {far} — the first in {feature!r} at {row} — which the model reads as the edge of its range, "
                 "so a typo or a value in another unit moves the prediction without standing out: check the cell")
 
