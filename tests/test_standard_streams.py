@@ -334,6 +334,19 @@ def test_a_closed_standard_input_is_named_as_closed(tmp_path):
     assert not (tmp_path / "p.csv").exists()
 
 
+@pytest.mark.parametrize("args", [["train", "-", "-o", "{d}/m.mlp", "-q"], ["cv", "-", "-q"], ["diagnose", "-"]],
+                         ids=["train", "cv", "diagnose"])
+def test_a_closed_standard_input_is_named_as_closed_in_the_commands_that_read_it_whole(tmp_path, monkeypatch, args):
+    """`train - <&-` (and cv, tune, explain, diagnose, gradcheck) said "standard input is empty", where predict
+    and evaluate said it was closed."""
+    import mlpcli._entry as entry
+
+    monkeypatch.setattr(entry, "CLOSED_STREAMS", {"stdin"})
+    res = run([a.format(d=tmp_path) for a in args])
+    assert_clean_error(res, "standard input is closed (the command started without one, as `<&-` leaves it)")
+    assert "is empty" not in res.output and not (tmp_path / "m.mlp").exists()
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A labelled table, the same table without labels and a one-network model of it."""
@@ -415,6 +428,24 @@ def test_evaluate_on_a_closed_stdout_is_an_error_unless_the_document_goes_to_a_f
     res = run(["evaluate", str(files / "m.mlp"), str(files / "lab.csv"), "-q", "-o", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "m.json").read_text().lstrip().startswith("{")
+
+
+def test_cv_tune_and_explain_on_a_closed_stdout_are_errors_unless_a_result_goes_to_a_file(files, tmp_path,
+                                                                                        monkeypatch):
+    """`cv`, `tune` and `explain` with standard output closed (`>&-`) and no output file ran every fit or
+    attribution and showed their report nowhere, exit 0, as `evaluate`, `info` and `diagnose` no longer do."""
+    import mlpcli.cli.console as console
+
+    monkeypatch.setattr(console, "CLOSED_STREAMS", {"stdout"})
+    lab, fits = str(files / "lab.csv"), ["--folds", "2", "--epochs", "2", "--hidden", "4", "-q"]
+    for args, what in ((["cv", lab, *fits], "the cross-validation report"),
+                       (["tune", lab, "--grid", "lr=0.01,0.02", *fits], "the tuning report"),
+                       (["explain", str(files / "m.mlp"), lab, "-q"], "the ranking")):
+        res = run(args)
+        assert_clean_error(res, f"{what} writes to standard output, which was closed when the command started")
+    res = run(["explain", str(files / "m.mlp"), lab, "-q", "-o", str(tmp_path / "genes.csv")])
+    assert res.exit_code == 0, res.output  # a file holds the result: nothing is lost
+    assert (tmp_path / "genes.csv").read_text().startswith("class,rank,feature,")
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "metrics.tsv.gz"])

@@ -10,7 +10,7 @@ import click
 
 from ..fileio import TABLE_FORMATS
 from . import SHORT_HELP
-from .console import print_json, report, stderr_console, StderrBar, stdout_console, Table
+from .console import check_stdout_open, print_json, report, stderr_console, StderrBar, stdout_console, Table
 from .exits import handle_errors, reading
 from .formatting import fmt, fmt_ci, fmt_mean_sd, fmt_metric, fmt_sd
 from .outputs import check_table_output, distinct_files, one_stdout_writer, stdout_alias
@@ -341,6 +341,8 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
     options = options_from_params(params)
     oof_path = stdout_alias(oof_path)  # /dev/stdout is "-"
     one_stdout_writer({"--oof -": oof_path == "-", "--json": as_json})
+    if not (as_json or oof_path):  # the report is the result: not lost on a closed standard output (the folds ran
+        check_stdout_open("the cross-validation report")  # and their scores went nowhere, exit 0)
     distinct_files({"--oof": oof_path}, {"DATA": data_file, "--samples": options.samples})
     check_table_output(oof_path, "--oof")
     err = stderr_console(quiet)

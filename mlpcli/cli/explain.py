@@ -11,7 +11,7 @@ import numpy as np
 from rich.text import Text
 
 from . import SHORT_HELP
-from .console import print_json, render_notes, stderr_console, stdout_console, Table
+from .console import check_stdout_open, print_json, render_notes, stderr_console, stdout_console, Table
 from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
 from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, role_options,
@@ -161,6 +161,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     roles = role_flags(params)
     out = stdout_alias(out)  # /dev/stdout is "-"
     one_stdout_writer({"-o -": out == "-", "--json": as_json})
+    if not (as_json or out or plot_path):  # the ranking is the result: not lost on a closed standard output
+        check_stdout_open("the ranking")
     distinct_files({"--out": out, "--plot": plot_path},
                    {"MODEL": model_path, "DATA": data_file, "--samples": roles.samples})
     check_table_output(out, "--out")

@@ -10,7 +10,7 @@ from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS, write_together
 from . import SHORT_HELP
-from .console import print_json, report, stderr_console, stdout_console, Table
+from .console import check_stdout_open, print_json, report, stderr_console, stdout_console, Table
 from .exits import handle_errors
 from .formatting import fmt, fmt_mean_sd, fmt_metric
 from .outputs import (check_model_name, check_table_output, check_writable, distinct_files, model_to_terminal,
@@ -226,6 +226,8 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
         model_to_terminal("-" if out == "/dev/stdout" else out, "-o")
     model_on_stdout = refit and on_standard_output(out)  # the model's bytes there, the tables not
     one_stdout_writer({"-o": model_on_stdout, "--results -": results_path == "-", "--json": as_json})
+    if not (as_json or results_path or refit):  # the ranking is the result: not lost on a closed standard output
+        check_stdout_open("the tuning report")
     distinct_files({"--results": results_path, "--out": out if refit else None},
                    {"DATA": data_file, "--samples": options.samples})
     check_table_output(results_path, "--results")

@@ -200,7 +200,16 @@ _FOREIGN_FORMATS = {
 
 def stdin_bytes(stdin, name: str = "standard input") -> bytes:
     """Everything on a stream read once (standard input, or a named pipe ``name``), decompressed when gzip,
-    bzip2 or xz (``stream_compression``)."""
+    bzip2 or xz (``stream_compression``). The process's own standard input, closed when the command started
+    (``<&-``; ``_entry`` reopened it on /dev/null), is said to be closed, not empty, in every command (predict,
+    evaluate and recalibrate say so through ``cli.console.binary_stdin``; train, cv, tune, explain, diagnose and
+    gradcheck, which read it here, said "standard input is empty")."""
+    if stdin is None:
+        from .._entry import CLOSED_STREAMS
+
+        if "stdin" in CLOSED_STREAMS:
+            raise DataError("standard input is closed (the command started without one, as `<&-` leaves it); pipe "
+                            "a table into '-', or give a file name instead")
     stream = stdin if stdin is not None else sys.stdin.buffer
     not_a_terminal(stream, name)
     data = stream.read()
