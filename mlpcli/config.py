@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable
 
@@ -266,6 +267,8 @@ class TrainOptions:
                 setattr(self, f.name, list(value))
             elif kind == "int_list" and is_whole_number(value):  # hidden=8, as a config file's hidden = 8 reads
                 setattr(self, f.name, [value])
+            elif kind == "str" and isinstance(value, os.PathLike):  # a file's Path, as pipeline.train takes the table
+                setattr(self, f.name, os.fspath(value))
 
     def validate(self, folds_flag: str = "--folds", given: Iterable[str] = ()) -> None:
         """Raise ConfigError naming the flag for any value of the wrong type or out of range, and for options that

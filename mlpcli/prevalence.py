@@ -53,6 +53,10 @@ def adjust(proba: np.ndarray, training: np.ndarray, cohort: np.ndarray) -> np.nd
     (n, 1) or (n,), and the result has its shape (float64). A row whose probability is all on classes of share 0
     in the cohort stays as it was."""
     proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim not in (1, 2) or proba.ndim == 2 and proba.shape[1] < 1:
+        # (a single number failed with an IndexError; a 3-D array came back reshaped, as if it were rows)
+        raise OptionError(f"prevalence.adjust: the probabilities must be one row per sample, (n,) or (n, k), got shape "
+                          f"{proba.shape}")
     columns = class_proba("binary", proba[:, None]) if proba.ndim == 1 else \
         class_proba("binary" if proba.shape[1] == 1 else "multiclass", proba)
     training, cohort = np.asarray(training, dtype=np.float64), np.asarray(cohort, dtype=np.float64)
@@ -152,7 +156,8 @@ def given(shares: Mapping | Sequence | np.ndarray, classes: Sequence, training: 
     else:
         cohort = np.asarray(shares, dtype=np.float64).reshape(-1)
         if cohort.shape[0] != k:
-            raise OptionError(f"--prevalence: {cohort.shape[0]} shares for the model's {k} classes")
+            given = cohort.shape[0]
+            raise OptionError(f"--prevalence: {given} share{'s' * (given != 1)} for the model's {k} classes")
         for c, v in zip(names, cohort.tolist()):
             _share(v, c)
     total = float(cohort.sum())

@@ -147,3 +147,31 @@ def test_an_option_given_a_table_names_its_type_on_one_line():
     assert str(caught.value) == "--val-data: must be text, got a pandas.DataFrame"
     with pytest.raises(ConfigError, match=r"^--epochs: must be a whole number, got '3'$"):  # short values as they were
         TrainOptions(epochs="3").validate()
+
+
+def test_a_files_path_is_as_good_as_its_name_for_the_options_that_name_files(tmp_path):
+    """TrainOptions(val_data=Path("v.csv")) was refused as "must be text", where pipeline.train takes a Path for the
+    table itself."""
+    from pathlib import Path
+
+    options = TrainOptions(val_data=Path(tmp_path / "v.csv"), samples=Path(tmp_path / "s.csv"), folds=1)
+    options.validate()
+    assert options.val_data == str(tmp_path / "v.csv") and options.samples == str(tmp_path / "s.csv")
+
+
+@pytest.mark.parametrize("proba", [0.3, np.full((2, 2, 2), 0.5)])
+def test_prevalence_adjust_names_probabilities_of_the_wrong_shape(proba):
+    """A single number failed with an IndexError; a 3-D array came back reshaped, as if it were rows."""
+    from mlpcli import prevalence
+    from mlpcli.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"one row per sample, \(n,\) or \(n, k\), got shape"):
+        prevalence.adjust(proba, np.array([0.5, 0.5]), np.array([0.2, 0.8]))
+
+
+def test_one_share_given_for_several_classes_is_said_in_the_singular():
+    from mlpcli.errors import OptionError
+    from mlpcli.prevalence import given
+
+    with pytest.raises(OptionError, match="1 share for the model's 3 classes"):
+        given([0.3], ["a", "b", "c"], np.array([0.2, 0.3, 0.5]))
