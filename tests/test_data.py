@@ -996,3 +996,13 @@ def test_infinite_feature_values_name_the_file_and_first_cell(tmp_path):
     with pytest.raises(DataError, match=r"inf\.csv: feature columns hold infinite values: 'g1', 'g2'; the first, "
                                         r"inf in 'g1' at row 2 \(id 'S2'\); replace them"):
         D.load_dataset(path, group=None)
+
+
+def test_one_constant_feature_is_said_in_the_singular():
+    """"dropped 1 features constant on the training rows"; "all 1 features are constant"."""
+    X, names = toy_matrix(d=4)
+    X[:, 1] = 5.0
+    pre = D.Preprocessor(D.PreprocessConfig()).fit(X, names)
+    assert any(w.startswith("dropped 1 feature constant on the training rows: 'g1'") for w in pre.warnings)
+    with pytest.raises(DataError, match="^the feature is constant on the training rows"):
+        D.Preprocessor(D.PreprocessConfig()).fit(X[:, [1]], ["g1"])

@@ -121,7 +121,8 @@ def shift_table(shift, k: int = 10) -> Table:
     # the SD ratio of a format-11 model is of the values before robust scaling's clip, which squeezes spread
     ratio = "SD ratio (new / training, before the clip)" if getattr(shift, "unclipped", False) else \
         "SD ratio (new / training)"
-    table = Table(title=f"Most shifted of {len(shift.features)} features (as the network sees them)", title_justify="left")
+    d = len(shift.features)
+    table = Table(title=f"Most shifted of {d} feature{'s' * (d != 1)} (as the network sees them)", title_justify="left")
     for col in ("feature", "mean shift (training SD)", ratio):
         table.add_column(col, justify="left" if col == "feature" else "right")
     for row in shift.most_shifted(k):

@@ -53,7 +53,8 @@ def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = 
     training rows differ, and so do their constant features: one warning for all of them, not one each)."""
     counted = _per_member(dropped, per_member)
     if counted is None:
-        return f"dropped {len(dropped)} features constant on the training rows: {quoted(list(dropped))}"
+        k = len(dropped)
+        return f"dropped {k} feature{'s' * (k != 1)} constant on the training rows: {quoted(list(dropped))}"
     return f"dropped features constant on the training rows: {counted}: {quoted(list(dropped))}"
 
 

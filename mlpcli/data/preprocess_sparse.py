@@ -233,7 +233,8 @@ class SparsePreprocessing:
         if self.constant_only:  # (the features without a value are said apart, above)
             self.warnings.append(constant_message(self.constant_only))
         if not variable.any():
-            raise DataError(f"all {len(names)} features are constant on the training rows; nothing to learn from")
+            raise DataError("the feature is constant on the training rows; nothing to learn from" if len(names) == 1 else
+                            f"all {len(names)} features are constant on the training rows; nothing to learn from")
         kept = self._select_top_var(variances if cfg.top_var is not None else None, np.flatnonzero(variable))
 
         d_kept = len(kept)
