@@ -34,6 +34,14 @@ def without_unclipped_sds(meta: dict, arrays: dict) -> None:
     _without_preprocessing_array(meta, arrays, "sd_unclipped", "train_sd_unclipped")
 
 
+def without_kurtoses(meta: dict, arrays: dict) -> None:
+    """model.json and the arrays, in place, as before format 17: no ``train_kurtosis`` (``kurtosis``), no
+    ``train_reach_low`` / ``train_reach_high`` (``reach``)."""
+    _without_preprocessing_array(meta, arrays, "kurtosis", "train_kurtosis")
+    _without_preprocessing_array(meta, arrays, "reach", "train_reach_low")
+    _without_preprocessing_array(meta, arrays, "reach", "train_reach_high")
+
+
 def _without_preprocessing_array(meta: dict, arrays: dict, flag: str, array: str) -> None:
     """Remove, in place, the ``flag`` of every preprocessing state in model.json, the aliases of its ``array``,
     and the array itself (every member's)."""
@@ -76,6 +84,8 @@ def rewrite_model(src, dst, meta_fn: Callable[[dict], None], arrays_fn: Callable
         without_offsets(meta, arrays)
     if meta.get("format_version", 11) < 11:  # before format 11 none stored the SDs before the clip
         without_unclipped_sds(meta, arrays)
+    if meta.get("format_version", 17) < 17:  # before format 17 none stored the kurtosis before the clip
+        without_kurtoses(meta, arrays)
     arrays = arrays_fn(arrays)
     meta["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     buf = io.BytesIO()

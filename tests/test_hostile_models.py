@@ -23,7 +23,7 @@ from mlpcli import model_io
 from mlpcli.config import TrainOptions
 from mlpcli.errors import ModelFileError
 from mlpcli.pipeline import train
-from model_files import model_parts, with_feature_lists, without_offsets, without_unclipped_sds
+from model_files import model_parts, with_feature_lists, without_kurtoses, without_offsets, without_unclipped_sds
 from tables import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,6 +276,7 @@ def test_a_format_1_file_is_checked_as_strictly(models, tmp_path):
     meta, arrays = model_parts(models["regression"])
     without_offsets(meta, arrays)  # format 10's
     without_unclipped_sds(meta, arrays)  # format 11's
+    without_kurtoses(meta, arrays)  # format 17's
     v1 = {k.removeprefix("members/0/"): v for k, v in arrays.items() if k != "training_rows"}
     meta.pop("training_rows", None)  # format 8's
     entry = meta.pop("members")[0]
@@ -556,6 +557,7 @@ def _resize(key, n):
 def _in_version_2(m, a):
     without_offsets(m, a)
     without_unclipped_sds(m, a)
+    without_kurtoses(m, a)
     with_feature_lists(m)["format_version"] = 2
 
 

@@ -100,7 +100,7 @@ def test_a_member_that_drops_a_few_constant_features_lists_only_those(tmp_path):
     path = tmp_path / "m.mlp"
     assert run(["train", str(tmp_path / "t.csv"), "--epochs", "3", "--hidden", "4", "-q", "-o", str(path)]).exit_code == 0
     meta, _ = model_parts(path)
-    assert meta["format_version"] == model_io.FORMAT_VERSION == 16
+    assert meta["format_version"] == model_io.FORMAT_VERSION == 17
     lists = [e["preprocessing"] for e in meta["members"]]
     assert all("kept_features" not in p for p in lists) and any(p.get("kept_features_left_out") for p in lists)
     model = model_io.load(path)

@@ -19,8 +19,8 @@ def test_a_value_far_beyond_the_training_values_is_named(small, tmp_path):
         res = run([command[0], str(small / "m.mlp"), str(tmp_path / "typo.csv"), *command[1:]])
         assert res.exit_code == 0, res.output
         text = " ".join(res.output.split())
-        assert "a value lies more than 1,000 training spreads from its feature's training centre — the first in " \
-               "'g3' at row 6 (id 's5')" in text, text
+        assert "a value lies more than 1,000 training spreads from its feature's training centre (and 100 times as " \
+               "far as its training values reached) — the first in 'g3' at row 6 (id 's5')" in text, text
     frame.loc[7, "g1"] = -5e6
     frame.to_csv(tmp_path / "two.csv", index=False)
     res = run(["predict", str(small / "m.mlp"), str(tmp_path / "two.csv"), "-o", str(tmp_path / "p.csv")])

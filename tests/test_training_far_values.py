@@ -71,3 +71,42 @@ def test_sparse_and_dense_tables_agree(tmp_path):
     # nothing flagged without standardisation: values keep their units, no scale to judge by
     raw = Preprocessor(PreprocessConfig(log1p=True, standardize=False)).fit(counts, [f"G{j}" for j in range(20)])
     assert far_cells(counts, raw) == (0, None)
+
+
+def test_a_new_value_within_a_heavy_tails_training_reach_is_no_typo(tmp_path):
+    """pd_speech's voice features reach 1,000s of IQRs out in training: a new sample's value among them was named as
+    "more than 1,000 training spreads from its feature's training centre ... check the cell" on every random fifth of
+    the table. A model keeps how far its training values reached (format 17); a new value is far only 100 times beyond."""
+    values = np.random.default_rng(4).normal(5, 1, size=(120, 5))
+    values[:10, 1] = [30, 100, 300, 1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6]
+    path = _table(tmp_path, values)
+    _train(path, "--no-log1p")
+    cohort = pd.read_csv(path).iloc[:40].copy()
+    cohort["sample_id"] = [f"n{i}" for i in range(40)]
+    cohort.loc[3, "G1"] = 5e5  # within the training tail: no typo
+    cohort.to_csv(tmp_path / "c.csv", index=False)
+    res = run(["predict", str(path.with_suffix(".mlp")), str(tmp_path / "c.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and "training spreads" not in res.output, res.output
+    cohort.loc[7, "G1"] = 1e30  # a typo is still named
+    cohort.to_csv(tmp_path / "c.csv", index=False)
+    res = run(["predict", str(path.with_suffix(".mlp")), str(tmp_path / "c.csv"), "-o", str(tmp_path / "p.csv")])
+    assert "a value lies more than 1,000 training spreads from its feature's training centre (and 100 times as far as " \
+           "its training values reached) — the first in 'G1' at row 8 (id 'n7')" in " ".join(res.output.split())
+
+
+def test_a_model_before_format_17_judges_new_values_by_the_training_scale_alone(tmp_path):
+    from model_files import rewrite_model
+
+    values = np.random.default_rng(4).normal(5, 1, size=(120, 5))
+    values[:10, 1] = [30, 100, 300, 1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6]
+    path = _table(tmp_path, values)
+    _train(path, "--no-log1p")
+    old = rewrite_model(path.with_suffix(".mlp"), tmp_path / "v16.mlp", lambda m: m.update(format_version=16),
+                        lambda a: a)
+    cohort = pd.read_csv(path).iloc[:40].copy()
+    cohort.loc[3, "G1"] = 5e5
+    cohort.to_csv(tmp_path / "c.csv", index=False)
+    res = run(["predict", old, str(tmp_path / "c.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0
+    assert "7 values lie more than 1,000 training spreads from its feature's training centre — the first in 'G1' at " \
+           "row 4" in " ".join(res.output.split())  # the training tail's own values, and the new one

@@ -114,11 +114,11 @@ def quartile_rows(n: int) -> np.ndarray | None:
     1.95 and 3.95)."""
     if n < 2 * QUARTILE_ROWS:
         return None
-    return _random_rows(n, QUARTILE_ROWS)
+    return random_rows(n, QUARTILE_ROWS)
 
 
 @functools.lru_cache(maxsize=4)
-def _random_rows(n: int, m: int) -> np.ndarray:
+def random_rows(n: int, m: int) -> np.ndarray:
     """m of n row indices, sorted, drawn with seed 0; cached (read-only): every column block of a fit asks for the
     same rows (31 draws of 0.6 ms each at 6,400 x 5,000)."""
     rows = np.sort(np.random.default_rng(0).choice(n, m, replace=False))

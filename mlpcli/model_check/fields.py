@@ -553,6 +553,14 @@ class ModelFields:
             if format_version < 11:
                 self.fail(f"{where}.sd_unclipped", f"needs model format version 11, the file says {format_version}")
             self.flag(pre["sd_unclipped"], f"{where}.sd_unclipped")
+        if "kurtosis" in pre:  # format 17: the kurtosis before the robust clip (the spread test's chance)
+            if format_version < 17:
+                self.fail(f"{where}.kurtosis", f"needs model format version 17, the file says {format_version}")
+            self.flag(pre["kurtosis"], f"{where}.kurtosis")
+        if "reach" in pre:  # format 17: how far the training values reached (far values in a new table)
+            if format_version < 17:
+                self.fail(f"{where}.reach", f"needs model format version 17, the file says {format_version}")
+            self.flag(pre["reach"], f"{where}.reach")
         return pre
 
     @staticmethod
@@ -567,6 +575,10 @@ class ModelFields:
             rules["offset"] = "finite"
         if pre.get("sd_unclipped") is True:  # format 11
             rules["train_sd_unclipped"] = "nonneg"
+        if pre.get("kurtosis") is True:  # format 17 (>= 1: checked by Preprocessor.from_state)
+            rules["train_kurtosis"] = "positive"
+        if pre.get("reach") is True:  # format 17
+            rules["train_reach_low"] = rules["train_reach_high"] = "nonneg"
         return {f"{prefix}{key}": ArraySpec(d, "iu", (1, 2, 4, 8), rule) if key == "kept_index"
                 else ArraySpec(d, "f", (4, 8), rule) for key, rule in rules.items()}
 

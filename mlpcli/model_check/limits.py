@@ -4,7 +4,7 @@ before anything is allocated for a claim."""
 from __future__ import annotations
 
 FORMAT = "mlpcli-model"
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
 
 
 # model.json repeats the feature names 3 + 2K times for K members (170-300 bytes per feature with 5 members,

@@ -17,7 +17,7 @@ import pandas as pd
 from .. import data
 from ..data.copies import row_fingerprints
 from ..data.labels import label_keys
-from ..data.far_values import far_words
+from ..data.far_values import far_cells, far_words
 from ..data.roles import listed_names, missing_batch_name
 from ..data.samples import SampleJoin, read_sample_sheet, refuse_row_number_join
 from ..data.pieces import PieceSize
@@ -419,6 +419,7 @@ class PredictionRun:
             keep = None if novel is None or not novel[s:e].any() else ~novel[s:e]
             self._count_empty(X, first_row + s, None if ids is None else ids[s:e])
             self.stats.count_nonzero(X if keep is None else X[keep])  # raw values: a gene at 0 in every row
+            self._count_far(X, first_row + s, None if ids is None else ids[s:e])  # raw values, before the transform
             if pre.config.impute is not None:
                 measured = ~np.isnan(X)
                 self.n_missing_values += X.size - int(np.count_nonzero(measured))
@@ -433,21 +434,18 @@ class PredictionRun:
                     if R is not None:
                         R[s:e] = reference
                 self.stats.update(reference if keep is None else reference[keep])
-                self._count_far(reference, first_row + s, None if ids is None else ids[s:e])
             except DataError as exc:  # a value too far outside the training spread (the feature is named)
                 raise DataError(f"{self.plan.source}, rows {first_row + s + 1}-{first_row + e}: {exc}") from None
 
-    def _count_far(self, reference: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
-        """Count the values of a block of rows (``reference``: the reference preprocessing's, the block's first row
-        being table row ``first_row`` + 1) far beyond their feature's training values (``far_from_training``), and
-        keep where the first is."""
-        far = self.model.preprocessor.far_from_training(reference)
-        k = int(np.count_nonzero(far))
+    def _count_far(self, X: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
+        """Count the raw values of a block of rows (X (k, d_kept), the block's first row being table row ``first_row``
+        + 1) far beyond their feature's training values (``data.far_values.far_cells``), and keep where the first is."""
+        k, first = far_cells(X, self.pre, seen=True)
         if not k:
             return
         if self.n_far == 0:
-            i, j = np.argwhere(far)[0]
-            self.first_far = (self.model.preprocessor.kept_features[j], row_label(first_row, i, ids))
+            i, j = first
+            self.first_far = (self.pre.kept_features[j], row_label(first_row, i, ids))
         self.n_far += k
 
     def _count_empty(self, X: np.ndarray, first_row: int, ids: np.ndarray | None) -> None:
@@ -486,7 +484,7 @@ class PredictionRun:
             return None
         feature, row = self.first_far
         some = "a value lies" if self.n_far == 1 else f"{self.n_far:,} values lie"
-        far = far_words(bool(self.model.preprocessor.config.log1p))
+        far = far_words(bool(self.pre.config.log1p), self.pre.train_reach_ is not None)
         return (f"{some} {far} — the first in {feature!r} at {row} — which the model reads as the edge of its range, "
                 "so a typo or a value in another unit moves the prediction without standing out: check the cell")
 
