@@ -21,7 +21,18 @@ TABLE_FORMATS = ".csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet, 
 from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
-           "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites", "write_together"]
+           "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites", "write_together",
+           "symlink_loop"]
+
+
+def symlink_loop(path: str) -> bool:
+    """Whether ``path`` cannot be reached because symbolic links in it lead back round (ELOOP): ``os.path.exists``
+    is False for it as for a missing file, and readers said "not found" of a file that is there to see."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def file_sha256(source) -> str | None:

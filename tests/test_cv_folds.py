@@ -254,8 +254,9 @@ def test_a_grid_of_one_setting_says_nothing_is_chosen_and_how_to_list_hidden_val
     result = run(["tune", str(path), "--grid", "hidden=8,4", "--folds", "2", "--epochs", "2", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    note = [n for n in doc["notes"] if "one setting" in n]
-    assert note and "hidden=8,4 is one network of 2 hidden layers" in note[0] and "hidden=8|4" in note[0]
+    assert "the grid holds one setting, so nothing is chosen: its score is its cross-validated estimate" in doc["notes"]
+    assert ('--grid hidden=8,4: one setting, hidden layers 8 and 4 ("|" separates settings: hidden=8|4)'
+            in doc["notes"])
     assert not any("optimistic" in n for n in doc["notes"])
 
 

@@ -54,3 +54,24 @@ def test_predict_names_the_line_of_a_byte_that_is_not_utf8(not_utf8, monkeypatch
     result = run(["predict", "good.mlp", "bad.csv", "-o", "p.csv"])
     assert_clean_error(result, "not UTF-8 text (byte 0xff on line 5001)")  # before: "near line 2"
     assert not (folder / "p.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("name", ["latin.csv", "latin.csv.gz", "-"])
+def test_a_latin1_header_is_said_as_train_says_it(not_utf8, command, name, monkeypatch):
+    """A gene name in Latin-1 ("é", "È") on the header line: predict and evaluate said "the header line is not
+    UTF-8 text (a binary file?)", which misled; train's words name the byte, its line and the remedy."""
+    folder = not_utf8["folder"]
+    monkeypatch.chdir(folder)
+    if not (folder / "small.mlp").exists():
+        _table(60).to_csv(folder / "small.csv", index=False)
+        assert run(["train", "small.csv", "-o", "small.mlp", "--folds", "1", "--epochs", "2", "--quiet"]).exit_code == 0
+    text = _table(60).to_csv(index=False).encode().replace(b"g1", b"g\xc8", 1)  # a model feature's name
+    (folder / "latin.csv").write_bytes(text)
+    (folder / "latin.csv.gz").write_bytes(gzip.compress(text))
+    trained = run(["train", "latin.csv", "-o", "never.mlp", "--folds", "1", "--epochs", "2"])
+    assert_clean_error(trained, "not UTF-8 text (byte 0xc8 on line 1); save it as UTF-8")
+    result = run([command, "small.mlp", name] + (["--target", "label"] if command == "evaluate" else []),
+                 input=text if name == "-" else None)
+    assert_clean_error(result, "not UTF-8 text (byte 0xc8 on line 1); save it as UTF-8")
+    assert "binary" not in result.output

@@ -622,6 +622,23 @@ def test_an_empty_file_name_says_so(three_classes):
     assert_clean_error(run(["train", ""]), "table file not found: the name given is empty")
 
 
+@pytest.mark.parametrize("args", [["info", "{l}"], ["predict", "{l}", "{t}"], ["diagnose", "{l}"], ["info", "{d}/m.mlp"]],
+                         ids=["info", "predict", "diagnose", "directory-loop"])
+def test_a_model_path_that_is_a_loop_of_symbolic_links_says_so(three_classes, tmp_path, args):
+    """`ln -s l2.mlp l1.mlp; ln -s l1.mlp l2.mlp; mlpcli info l1.mlp` said "model file not found: l1.mlp" of a file
+    `ls` shows, where `-o l1.mlp` names the loop."""
+    d, _ = three_classes
+    (tmp_path / "l1.mlp").symlink_to("l2.mlp")
+    (tmp_path / "l2.mlp").symlink_to("l1.mlp")
+    (tmp_path / "d1").symlink_to("d2")  # a loop in the directory part
+    (tmp_path / "d2").symlink_to("d1")
+    args = [a.format(l=tmp_path / "l1.mlp", t=d / "train.csv", d=tmp_path / "d1") for a in args]
+    res = run(args)
+    assert_clean_error(res, f"{args[1]}: its symbolic links lead back to themselves (a loop); give the")
+    assert "not found" not in res.output
+    assert_clean_error(run(["info", str(tmp_path / "l3.mlp")]), "model file not found:")  # missing: as before
+
+
 @pytest.mark.parametrize("args", [
     ["train", "{t}", "-o", ""], ["train", "{t}", "--history", ""], ["train", "{t}", "--oof", " "],
     ["cv", "{t}", "--oof", ""], ["tune", "{t}", "--grid", "lr=1e-3", "--results", ""],

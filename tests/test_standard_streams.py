@@ -347,6 +347,20 @@ def test_a_closed_standard_input_is_named_as_closed_in_the_commands_that_read_it
     assert "is empty" not in res.output and not (tmp_path / "m.mlp").exists()
 
 
+@pytest.mark.parametrize("args", [["info", "-"], ["predict", "-", "{d}/new.csv", "-q"],
+                                  ["evaluate", "-", "{d}/lab.csv", "-q"]], ids=["info", "predict", "evaluate"])
+def test_a_closed_standard_input_as_the_model_is_named_as_closed(files, monkeypatch, args):
+    """`predict - data.csv <&-` and `info - <&-` read the /dev/null standard input was reopened on and said "it is
+    empty (0 bytes; an interrupted copy or download?)", where every reader of a table on '-' says it is closed."""
+    import mlpcli._entry as entry
+
+    monkeypatch.setattr(entry, "CLOSED_STREAMS", {"stdin"})
+    res = run([a.format(d=files) for a in args])
+    assert_clean_error(res, "model - is standard input, which is closed (the command started without one, as `<&-` "
+                       "leaves it)")
+    assert "empty" not in res.output
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A labelled table, the same table without labels and a one-network model of it."""
@@ -446,6 +460,27 @@ def test_cv_tune_and_explain_on_a_closed_stdout_are_errors_unless_a_result_goes_
     res = run(["explain", str(files / "m.mlp"), lab, "-q", "-o", str(tmp_path / "genes.csv")])
     assert res.exit_code == 0, res.output  # a file holds the result: nothing is lost
     assert (tmp_path / "genes.csv").read_text().startswith("class,rank,feature,")
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["table", "json"])
+def test_gradcheck_on_a_closed_stdout_is_an_error_before_any_check(files, monkeypatch, json_flag):
+    """`gradcheck >&-` ran every check and showed its table nowhere, exit 0 (with --json: the error came after
+    every check); it has no option sending its result elsewhere, so it refuses at once, as cv, tune and explain do."""
+    import mlpcli.cli.console as console
+    import mlpcli.checks as checks
+    import mlpcli.engine.gradcheck as gc
+
+    ran = []
+    real_run, real_check = gc.run, checks.check_model
+    monkeypatch.setattr(gc, "run", lambda **kw: ran.append("suite") or real_run(**kw))
+    monkeypatch.setattr(checks, "check_model", lambda *a, **kw: ran.append("model") or real_check(*a, **kw))
+    monkeypatch.setattr(console, "CLOSED_STREAMS", {"stdout"})
+    what = "--json" if json_flag else "the gradient check table"
+    for args in (["gradcheck", "--only", "loss:ce"],
+                 ["gradcheck", "--model", str(files / "m.mlp"), "--data", str(files / "lab.csv"), "--rows", "4"]):
+        res = run(args + json_flag + ["-q"])
+        assert_clean_error(res, f"{what} writes to standard output, which was closed when the command started")
+    assert ran == []
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "metrics.tsv.gz"])

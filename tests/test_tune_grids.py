@@ -165,6 +165,19 @@ def test_tune_counts_settings_that_train_the_same_networks_once(small_table):
     assert "the highest of 3 settings" in text
 
 
+def test_a_hidden_value_of_several_layers_is_said_to_be_one_setting(small_table):
+    """`--grid "hidden=16,32"` ran one two-layer network without a word, where "," separates every other option's
+    values; with another option in the grid (two settings) not even the one-setting note said so."""
+    res = run(["tune", str(small_table), "--epochs", "2", "--folds", "2", "--grid", "hidden=8,4,2; l2=0,1e-4",
+               "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert '--grid hidden=8,4,2: one setting, hidden layers 8, 4 and 2 ("|" separates settings: hidden=8|4|2)' in notes
+    for space in ({"hidden": [[8], [4]]}, {"hidden": [[8, 4], [2]]}, {"hidden": [[8]]}, {"hidden": [[]]}, {"l2": [0]},
+                  {"class_weight": ["a=2,b=1"]}):  # "|" written, one layer, none; a class-weight map is one setting
+        assert grid.hidden_layers_note(space) == []
+
+
 def test_tune_refuses_augment_noise_auto_with_unstandardised_features_in_its_grid(small_table):
     res = run(["tune", str(small_table), "--epochs", "2", "--folds", "2", "--hidden", "4",
                "--grid", "augment-noise=auto; standardize=false"])

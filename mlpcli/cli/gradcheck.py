@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ..errors import DataError
 from . import SHORT_HELP
-from .console import print_json, report, stdout_console, Table
+from .console import check_stdout_open, print_json, report, stdout_console, Table
 from .exits import handle_errors
 from .outputs import check_stdout_not_input
 from .shared_options import CONTEXT_SETTINGS, debug_option, finite_option, json_option, role_options
@@ -93,9 +93,12 @@ def gradcheck(only, eps, tol, atol, seed, model_path, data_path, rows, entries, 
     if only is not None and not only.strip():  # an empty shell variable: it would select every component
         raise click.BadParameter("is empty; give a component name or the start of one (e.g. loss:ce)",
                                  param_hint="'--only'")
+    if model_path is not None and only:
+        raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
+    # the table (or --json) is the result, and no option sends it elsewhere: not lost on a closed standard output
+    # after every check ran (the exit code alone said pass or fail, exit 0, nothing shown)
+    check_stdout_open("--json" if as_json else "the gradient check table")
     if model_path is not None:
-        if only:
-            raise click.UsageError("--only selects components of the synthetic suite; it does not combine with --model")
         check_stdout_not_input({"--model": model_path, "--data": data_path})
         from .. import model_io
         from ..checks import check_model

@@ -125,7 +125,8 @@ class StreamedText(StreamedTable):
             text = header.decode("utf-8-sig").rstrip("\r\n")
         except UnicodeDecodeError:
             self.close()
-            raise DataError(f"cannot parse {name}: the header line is not UTF-8 text (a binary file?)") from None
+            # the rows' wording (train's too): "a binary file?" misled for a Latin-1 gene name such as "é"
+            raise not_utf8_error(header, name, 1) from None
         # the window: input read but not yet cut into pieces is window[start:fill]
         self._window = bytearray()
         self._start = self._fill = 0

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFileError
+from ..fileio import symlink_loop
 from .archive import archive_members, check_weights_size, not_a_model, parse_json, streamed_bytes, TRUNCATED
 from .arrays import check_values, read_arrays
 from .fields import ModelFields, expand_feature_lists
@@ -72,6 +73,11 @@ def read(path: str | os.PathLike) -> CheckedModel:
     if not name:
         raise ModelFileError("model file not found: the name given is empty ('')")
     if name == "-":  # standard input, as "-" is for every input (diagnose, the tables)
+        from .._entry import CLOSED_STREAMS
+
+        if "stdin" in CLOSED_STREAMS:  # reopened on /dev/null by _entry: read, it was "empty (0 bytes; ...)"
+            raise ModelFileError("model - is standard input, which is closed (the command started without one, as "
+                                 "`<&-` leaves it): pipe a model file into it or give its path")
         if os.isatty(0):
             raise ModelFileError("model - is standard input, which is a terminal: pipe a model file into it (zcat "
                                  "m.mlp.gz | mlpcli predict - DATA) or give its path")
@@ -80,6 +86,9 @@ def read(path: str | os.PathLike) -> CheckedModel:
         except ModelFileError as exc:  # named as the user gave it
             raise ModelFileError(str(exc).replace("/dev/stdin", "- (standard input)")) from None
     if not os.path.exists(name):
+        if symlink_loop(name):
+            raise ModelFileError(f"model file {name}: its symbolic links lead back to themselves (a loop); give the "
+                                 "model file's own path")
         raise ModelFileError(f"model file not found: {name}")
     if os.path.isdir(name):
         raise ModelFileError(f"{name} is a directory, not a model file")

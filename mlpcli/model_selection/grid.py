@@ -11,8 +11,8 @@ import numpy as np
 from ..config import TrainOptions, check_value, parse_option_text
 from ..errors import ConfigError, OptionError
 
-__all__ = ["TUNABLE", "MAX_POINTS", "check_key", "parse_grid", "grid_size", "choose_points", "apply_setting",
-           "check_settings", "format_setting", "value_text", "grid_key", "option_name"]
+__all__ = ["TUNABLE", "MAX_POINTS", "check_key", "parse_grid", "grid_size", "choose_points", "hidden_layers_note",
+           "apply_setting", "check_settings", "format_setting", "value_text", "grid_key", "option_name"]
 
 
 # ── the grid ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -200,6 +200,18 @@ def choose_points(space: dict[str, list], n_random: int | None = None, seed: int
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
     chosen = np.sort(rng.choice(size, size=n_random, replace=False))
     return [(int(i), _point(space, int(i))) for i in chosen], [f"{n_random} of {size} grid points drawn at random (seed {seed})"]
+
+
+def hidden_layers_note(space: dict[str, list]) -> list[str]:
+    """A note when the grid's ``hidden`` is one network of several layers (``hidden=16,32``, no "|"): a user who
+    meant two settings, as "," separates the other options' values, got one two-layer network without a word.
+    (class_weight has no such reading: its "," joins LABEL=W pairs of one map, and "balanced,none" is refused.)"""
+    values = space.get("hidden")
+    if values is None or len(values) != 1 or not isinstance(values[0], list) or len(values[0]) < 2:
+        return []
+    widths = [str(w) for w in values[0]]
+    return [f"--grid hidden={value_text(values[0])}: one setting, hidden layers {', '.join(widths[:-1])} and "
+            f"{widths[-1]} (\"|\" separates settings: hidden={'|'.join(widths)})"]
 
 
 def check_points(space: dict[str, list], n_random: int | None = None) -> None:

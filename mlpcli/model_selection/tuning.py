@@ -35,8 +35,8 @@ from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, run
 from .cross_validation import (FoldScore, fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
                                finite, fit_fold, fold_name, mean_sd, with_seed)
-from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size, option_name,
-                   value_text)
+from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size,
+                   hidden_layers_note, option_name, value_text)
 from .splits import Fold, check_training_parts, kfold, require_dataset
 
 __all__ = ["PointResult", "OuterFold", "TuneResult", "FailedFit", "tune", "best_options", "SCORED_AS", "chosen_among", "rank",
@@ -464,7 +464,7 @@ def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None,
     """What the grid's settings do not tune, said before the ranking is read as a choice: settings that train
     the same model as another (an option their optimizer ignores: ``optimizer=adam,sgd; momentum=0.5,0.9`` ran
     adam twice, two rows of one score; ``weight_decay=auto,0.01`` for a regression), and a grid of one setting
-    (nothing is chosen: its score is a plain CV estimate; ``hidden=64,32`` is one two-layer network, where ``hidden=64|32`` is two settings)."""
+    (nothing is chosen: its score is a plain CV estimate)."""
     notes = []
     same: dict[tuple, list[dict]] = {}
     for _, setting in points:
@@ -502,14 +502,8 @@ def grid_notes(points: list[tuple[int, dict]], base: TrainOptions | None = None,
             notes.append(f"{option_name(k)} has no effect in {n} of the {len(points)} settings "
                          f"({_moot_reason(k, settings[0], base)}; e.g. {format_setting(settings[0])}): "
                          f"{'it trains' if n == 1 else 'they train'} without it, whatever the row shows")
-    if len(points) == 1:
-        setting = points[0][1]
-        hidden = setting.get("hidden")
-        hint = (f"; hidden={value_text(hidden)} is one network of {len(hidden)} hidden layers, '|' separates "
-                f"settings (hidden={'|'.join(str(w) for w in hidden)})"
-                if isinstance(hidden, list) and len(hidden) > 1 else "")
-        notes.append("the grid holds one setting, so nothing is chosen: its score is its cross-validated estimate"
-                     + hint)
+    if len(points) == 1:  # (hidden=64,32 read as one network: ``grid.hidden_layers_note``, in any grid)
+        notes.append("the grid holds one setting, so nothing is chosen: its score is its cross-validated estimate")
     return notes
 
 
@@ -594,6 +588,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
         raise DataError("the table has no target column; name it with --target")
     started = time.perf_counter()
     points, notes = choose_points(space, n_random, options.seed)
+    notes += hidden_layers_note(space)
     if "folds" in space:  # the grid's member-folds: each setting's model, an ensemble when above 1
         notes.append("each setting is scored as train --folds (the grid's member-folds) trains it, one model per "
                      "fold: one network early-stopped on a grouped hold-out of the fold's training part for "
