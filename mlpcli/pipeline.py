@@ -325,7 +325,9 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
             warnings.append(_undiagnosed(fitted.history, exc))
         if diagnosis is not None:
             model.extra["diagnosis"] = diagnosis.to_dict()
-        model.training_rows = seen()
+        model.training_rows, chance = seen()
+        if chance > 0:  # (absent when no two samples share their values: the files of continuous tables unchanged)
+            model.extra["training_rows_chance"] = round(chance, 4)
     return TrainOutcome(model=model, fitted=fitted, val_metrics=val_metrics, notes=notes, warnings=warnings,
                         diagnosis=diagnosis, seconds=time.perf_counter() - started, metrics_caveat=caveat,
                         interval=interval)
@@ -357,14 +359,21 @@ def _far_values(datasets: list[data.Dataset], preprocessor) -> list[str]:
     return [w for w in (far_training_values(d, preprocessor, names[i]) for i, d in enumerate(datasets)) if w]
 
 
-def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> np.ndarray:
+def training_fingerprints(datasets: list[data.Dataset], preprocessor) -> tuple[np.ndarray, float]:
     """(m,) uint64, sorted and distinct: the ``data.row_fingerprints`` of the rows of ``datasets`` (the training
     table, and the --val-data table) over the reference ``preprocessor``'s kept features, the columns a table to
-    predict needs; a model keeps them (``Model.training_rows``)."""
+    predict needs; a model keeps them (``Model.training_rows``). With them, ``chance_share`` of those rows: how
+    often a new sample's values are a training row's by chance alone (a few features of few values; 0 from
+    MIN_FEATURES features on, where identical rows are taken for copies, as at training)."""
     kept = preprocessor.kept_index_
     every = [len(kept) == d.n_features and np.array_equal(kept, np.arange(d.n_features)) for d in datasets]
-    return np.unique(np.concatenate([d.row_fingerprints() if every[i] else data.copies.kept_fingerprints(d.X, kept)
-                                     for i, d in enumerate(datasets)]))
+    rows = np.concatenate([d.row_fingerprints() if every[i] else data.copies.kept_fingerprints(d.X, kept)
+                           for i, d in enumerate(datasets)])
+    if len(kept) >= data.copies.MIN_FEATURES:  # rows that repeat are copies there (``twin_rows`` warns of them),
+        return np.unique(rows), 0.0  # not chance: a new table's copy of a training row is that row
+    grouped = all(d.groups is not None for d in datasets)
+    groups = np.concatenate([np.asarray(d.groups, dtype=str) for d in datasets]) if grouped else None
+    return np.unique(rows), data.copies.chance_share(rows, groups)
 
 
 def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "(in memory)",

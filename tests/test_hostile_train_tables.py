@@ -390,6 +390,22 @@ def test_a_row_without_any_feature_value_is_refused(tmp_path):
     assert res.exit_code == 0 and len(pd.read_csv(out)) == 4
 
 
+def test_one_imputed_value_is_said_in_the_singular(tmp_path):
+    """MASS::biopsy's held-out fifth has one missing V6: predict said "1 missing feature values imputed"."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(5, 1, (100, 5)).round(3), columns=[f"G{i}" for i in range(5)])
+    X.assign(label=np.where(X.G0 > 5, "A", "B")).to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "t.csv"), "--impute", "median", "--epochs", "2", "--folds", "1", "--no-group",
+                "-q", "-o", str(model)]).exit_code == 0
+    (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + "1.0,2.0,3.0,4.0,\n")
+    res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0 and "· 1 missing feature value imputed with the training medians" in res.output, res.output
+    (tmp_path / "new.csv").write_text(X.head(3).to_csv(index=False) + "1.0,2.0,3.0,,\n")
+    res = run(["predict", str(model), str(tmp_path / "new.csv"), "-o", str(tmp_path / "p.csv")])
+    assert "· 2 missing feature values imputed" in res.output, res.output
+
+
 def test_the_missing_values_error_names_the_first(small, tmp_path):
     frame = pd.read_csv(small / "t.csv")
     frame.loc[6, "g2"] = np.nan

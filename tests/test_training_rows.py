@@ -220,3 +220,65 @@ def test_rows_a_sample_sheet_leaves_out_are_not_counted(trained, tmp_path):
     assert doc["n"] == 31 and doc["seen_in_training"] == 1
     assert any(w.startswith("1 of 31 samples is a row the model was trained on (identical feature values: "
                             "'S0010')") for w in doc["warnings"])
+
+
+# ── features of few values: new samples repeat training rows by chance ───────────────────────────────────
+
+
+def _scores_table(n_patients: int, seed: int, prefix: str) -> pd.DataFrame:
+    """Cytology-like scores (MASS::biopsy): 9 features of 1-3, most rows near all 1s, one sample per patient."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_patients)
+    X = 1 + (rng.random((n_patients, 9)) < (0.1 + 0.5 * y[:, None])) * rng.integers(1, 3, (n_patients, 9))
+    table = pd.DataFrame(X, columns=[f"V{j}" for j in range(1, 10)])
+    table.insert(0, "patient_id", [f"{prefix}{i:03d}" for i in range(n_patients)])
+    table.insert(0, "sample_id", [f"{prefix}S{i:03d}" for i in range(n_patients)])
+    table["label"] = np.where(y == 1, "malignant", "benign")
+    return table
+
+
+def test_new_patients_with_scores_like_training_ones_are_no_training_rows(tmp_path):
+    # 9 scores of few values: about a third of new patients' rows repeat a training patient's scores exactly, which
+    # said "the metrics include rows it was trained on, which flatters it" of a held-out set of other patients
+    train, new = tmp_path / "train.csv", tmp_path / "new.csv"
+    _scores_table(240, 0, "P").to_csv(train, index=False)
+    _scores_table(80, 1, "Q").to_csv(new, index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(train), *FAST, "-o", str(model)]).exit_code == 0
+    chance = model_io.load(str(model)).extra["training_rows_chance"]
+    assert 0.2 < chance < 0.8
+    doc = json.loads(run(["evaluate", str(model), str(new), "--json"]).stdout)
+    assert doc["seen_in_training"] > 10  # the matches are still counted, and the metrics on the others given
+    assert doc["unseen_metrics"] is not None
+    assert not any("trained on" in w for w in doc["warnings"]), doc["warnings"]
+    assert any("about what chance gives on this table" in n for n in doc["notes"]), doc["notes"]
+    doc = json.loads(run(["predict", str(model), str(new), "-o", str(tmp_path / "p.csv"), "--json"]).stdout)
+    assert any("about what chance gives" in n for n in doc["notes"]) and not any("trained on" in n for n in doc["notes"])
+    # the training table itself is recognised as before: all of it, far beyond chance
+    doc = json.loads(run(["evaluate", str(model), str(train), "--json"]).stdout)
+    assert any(w.startswith("all 240 samples are rows the model was trained on") for w in doc["warnings"])
+
+
+def test_the_chance_share_counts_repeats_across_patients_only():
+    from mlpcli.data.copies import chance_share
+
+    fingerprints = np.array([1, 1, 2, 2, 3, 4], dtype=np.uint64)
+    assert chance_share(fingerprints) == pytest.approx(4 / 6)
+    # rows 2 and 3 are one patient's (a sample measured twice): no chance match for a new patient
+    assert chance_share(fingerprints, np.array(["a", "b", "c", "c", "d", "e"])) == pytest.approx(2 / 6)
+    assert chance_share(np.arange(5, dtype=np.uint64)) == 0.0
+
+
+def test_copies_in_a_table_of_many_features_stay_training_rows(tmp_path):
+    # dslabs' tissue_gene_expression holds 4 pairs of identical samples (500 genes): copies, not chance, so a new
+    # table's copy of a training row is that row, however many the training table itself repeats
+    table = make_table("multiclass", n_patients=60, per_patient=1, n_features=12, seed=3)
+    table = pd.concat([table, table.iloc[:6].assign(sample_id=[f"C{i}" for i in range(6)],
+                                                     patient_id=[f"CP{i}" for i in range(6)])], ignore_index=True)
+    table.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "m.mlp"
+    assert run(["train", str(tmp_path / "train.csv"), *FAST, "-o", str(model)]).exit_code == 0
+    assert "training_rows_chance" not in model_io.load(str(model)).extra
+    table.iloc[[10, 11]].to_csv(tmp_path / "new.csv", index=False)
+    doc = json.loads(run(["evaluate", str(model), str(tmp_path / "new.csv"), "--json"]).stdout)
+    assert any(w.startswith("all 2 samples are rows the model was trained on") for w in doc["warnings"])

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..centred_rows import is_sparse
 
-__all__ = ["MIN_FEATURES", "fingerprint_weights", "kept_fingerprints", "row_fingerprints", "twin_rows"]
+__all__ = ["MIN_FEATURES", "chance_share", "fingerprint_weights", "kept_fingerprints", "row_fingerprints", "twin_rows"]
 
 # Identical feature rows mean a copied sample only when there are enough features for them not to repeat by chance.
 MIN_FEATURES = 10
@@ -102,3 +102,22 @@ def twin_rows(X, groups: np.ndarray | None = None, fingerprints: np.ndarray | No
                 and not (X[i] == X[i][0]).all():  # rows of one value (all zero: no reads) are no evidence of a copy
             pairs.append((i, j))
     return sorted(pairs)
+
+
+def chance_share(fingerprints: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """The share of rows whose ``row_fingerprints`` (n,) another row's repeat, another group's when ``groups`` (n,)
+    are given (a patient's own repeats are the same sample): how often a new sample of the same population has a
+    training row's exact values by chance alone. 0 for continuous features, where rows never repeat; 40 % of
+    MASS::biopsy's rows (9 cytology scores of 1-10) share their scores with another patient's, and 48 of 134 rows
+    of held-out patients were "training rows" by their values alone (``predict.seen``)."""
+    fingerprints = np.asarray(fingerprints, dtype=np.uint64)
+    if len(fingerprints) < 2:
+        return 0.0
+    if groups is None:
+        _, inverse, counts = np.unique(fingerprints, return_inverse=True, return_counts=True)
+        return float(np.mean(counts[inverse] > 1))
+    _, group_codes = np.unique(np.asarray(groups), return_inverse=True)
+    pairs = np.unique(np.stack([fingerprints, group_codes.astype(np.uint64)], axis=1), axis=0)  # (value, group)
+    values, groups_holding = np.unique(pairs[:, 0], return_counts=True)  # groups that hold each value
+    shared = values[groups_holding > 1]
+    return float(np.mean(np.isin(fingerprints, shared)))

@@ -42,7 +42,8 @@ LOGGED_NOTE = ("--log1p auto: not applied, the values look log-normalised alread
                "the other values are neither whole numbers nor skewed); --log1p to apply it")
 
 
-def looks_like_counts(X, notes: list[str] | None = None, warnings: list[str] | None = None) -> float | None:
+def looks_like_counts(X, notes: list[str] | None = None, warnings: list[str] | None = None,
+                      names: list[str] | None = None) -> float | None:
     """The median per-feature skewness of X (n, d) when it looks like raw counts or TPM (no negative value,
     median skewness above COUNTS_SKEW), else None. Rows with missing (or infinite) values are left out.
     Also None for values log-transformed already (log-normalised single cells, skewed by their zeros):
@@ -55,7 +56,8 @@ def looks_like_counts(X, notes: list[str] | None = None, warnings: list[str] | N
     with the implicit zeros counted), never densified. ``notes`` (when given) gets LOGGED_NOTE when values
     that look skewed are declined as log-normalised already: the surprising "no". Values that look like counts
     but for a few negative ones (entry errors) are declined with a line in ``warnings`` (``notes`` without it):
-    a model trained without the log1p the table needs, which -q's hidden note had not said."""
+    a model trained without the log1p the table needs, which -q's hidden note had not said; negatives confined to
+    columns where they are common are named (``names``: X's column names) as signed features, not entry errors."""
     skew = _sparse_counts_skew(X.tocsr()) if is_sparse(X) else _dense_counts_skew(X)
     if skew == _LOGGED:
         if notes is not None:
@@ -63,7 +65,7 @@ def looks_like_counts(X, notes: list[str] | None = None, warnings: list[str] | N
         return None
     said = warnings if warnings is not None else notes
     if skew is None and said is not None:
-        note = _few_negatives_note(X)
+        note = _few_negatives_note(X, names)
         if note:
             said.append(note)
     return skew
@@ -91,21 +93,31 @@ def counts_like(X, sample: int = 100_000) -> bool:
 # At most this share of the values negative, among values that otherwise look like counts: entry errors, not a
 # log scale (``_few_negatives_note``)
 FEW_NEGATIVE_SHARE = 1e-3
+# A column with at least this share of its values negative (and SIGNED_MIN of them) is a signed measurement, not
+# counts with entry errors: an entry error is a cell or two of a column; modeldata's hepatic_injury_qsar has one
+# descriptor of 376, 'chem_fp_002', negative in 26 % of its rows (59 values, 0.07 % of the table's: "entry errors?")
+SIGNED_SHARE = 0.1
+SIGNED_MIN = 3
 
 
-def _few_negatives_note(X) -> str | None:
+def _few_negatives_note(X, names: list[str] | None = None) -> str | None:
     """Why --log1p auto declined values that look like counts but for a few negative ones (at most
     FEW_NEGATIVE_SHARE of them): 5 values of -3 among 723,609 counts left log1p out without a word. None when there
-    are none, or many (a log or z scale, whose negatives are its own)."""
+    are none, or many (a log or z scale, whose negatives are its own). When every negative value lies in columns
+    that are signed (``SIGNED_SHARE``), those columns (named by ``names``) are said to be signed, not entry errors."""
     if is_sparse(X):
         X = X.tocsr()
         negative = int(np.count_nonzero(X.data < 0))
         total = X.shape[0] * X.shape[1]
+        per_column = np.bincount(X.indices[X.data < 0], minlength=X.shape[1])
     else:
         X = as_matrix(X)
         negative, step, total = 0, rows_per_block(X.shape[1]), X.shape[0] * X.shape[1]
+        per_column = np.zeros(X.shape[1], dtype=np.int64)
         for i in range(0, X.shape[0], step):
-            negative += int(np.count_nonzero(np.asarray(X[i:i + step]) < 0))
+            below = np.asarray(X[i:i + step]) < 0
+            per_column += np.count_nonzero(below, axis=0)
+            negative += int(below.sum())
             if negative > FEW_NEGATIVE_SHARE * total:  # a log or z scale: no need to read on
                 return None
     if not negative or negative > FEW_NEGATIVE_SHARE * total:
@@ -121,6 +133,18 @@ def _few_negatives_note(X) -> str | None:
         skew = _dense_counts_skew(sample)
     if skew is None or skew == _LOGGED:
         return None
+    signed = np.flatnonzero((per_column >= SIGNED_MIN) & (per_column >= SIGNED_SHARE * X.shape[0]))
+    if len(signed) and per_column[signed].sum() == negative:  # no stray negative elsewhere: signed features
+        def named(j: int) -> str:
+            return repr(str(names[j])) if names is not None and j < len(names) else f"column {j + 1}"
+        listed = ", ".join(f"{named(j)} ({per_column[j] / X.shape[0]:.0%} of its values)" for j in signed[:3])
+        more = f" and {len(signed) - 3} more" if len(signed) > 3 else ""
+        one = len(signed) == 1
+        return (f"--log1p auto: not applied, though most features look like raw counts or intensities (median "
+                f"skewness {skew:.1f}): {'a feature takes' if one else f'{len(signed)} features take'} negative "
+                f"values, {listed}{more} — {'a signed measurement' if one else 'signed measurements'}, not counts, "
+                "which log(1 + x) cannot take; log1p applies to every feature or none: log-transform the count-like "
+                "features yourself to have both, or pass --no-log1p to train on the values as they are")
     some = "1 value is" if negative == 1 else f"{negative:,} values are"
     return (f"--log1p auto: not applied, though the features look like raw counts or intensities (median skewness "
             f"{skew:.1f}): {some} negative, which counts cannot be — entry errors? Correct "

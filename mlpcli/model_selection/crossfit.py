@@ -320,7 +320,7 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
     # --log1p auto's look at the table (a pass over it and the skewness of 2,000 rows: 0.15 s at 8,000 x 5,000)
     # on a second core while the rows are split here (0.1-0.2 s for 4,000 patients; neither needs the other)
     log1p_warnings: list[str] = []
-    deciding = beside(resolve_log1p, options, ds.X, notes, log1p_warnings)
+    deciding = beside(resolve_log1p, options, ds.X, notes, log1p_warnings, ds.feature_names)
     try:
         with quick_switches():  # the decision's NumPy calls get the lock back from the split's Python loop
             if val_ds is not None:

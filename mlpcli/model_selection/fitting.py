@@ -322,14 +322,14 @@ def preprocess_config(options: TrainOptions, log1p: bool) -> data.PreprocessConf
 
 
 def resolve_log1p(options: TrainOptions, X: np.ndarray, notes: list[str] | None = None,
-                  warnings: list[str] | None = None) -> tuple[bool, float | None]:
+                  warnings: list[str] | None = None, names: list[str] | None = None) -> tuple[bool, float | None]:
     """(apply log1p?, the median skewness that made "auto" apply it): ``--log1p`` / ``--no-log1p`` win;
     "auto" applies it when the features look like raw counts or TPM (``data.looks_like_counts``; ``notes``
     gets a line when it declines values that look log-normalised already, ``warnings`` one when it declines
-    counts for a few negative values)."""
+    counts for a few negative values, naming by ``names``, X's column names, the signed features among them)."""
     if options.log1p != AUTO:
         return bool(options.log1p), None
-    skew = data.looks_like_counts(X, notes, warnings)
+    skew = data.looks_like_counts(X, notes, warnings, names)
     return skew is not None, skew
 
 

@@ -414,7 +414,7 @@ def learning_curve(
     warnings += summary.warnings
     # One network per size on a fixed validation set: "auto" choices are made once, on all training rows,
     # so that every size trains the same model.
-    log1p, skew = resolve_log1p(options, ds.X[train_rows], notes, warnings)
+    log1p, skew = resolve_log1p(options, ds.X[train_rows], notes, warnings, ds.feature_names)
     if skew is not None:
         notes.append(f"--log1p auto: applied log(1 + x) (median skewness {skew:.1f})")
     noise = options.augment_noise

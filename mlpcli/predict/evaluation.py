@@ -172,6 +172,12 @@ def _seen_rows(result: EvaluationResult, seen: SeenRows, mask: np.ndarray, y: np
     n_new = int(new.sum())
     result.unseen_metrics = (metrics.compute(result.task, y[new], proba[new], result.classes, threshold, weights)
                              if n_new else None)
+    if seen.by_chance(result.n):  # features of few values: new samples match training rows as often as this
+        others = (f"; on the {n_new} other{' sample' if n_new == 1 else ' samples'} alone, {name} "
+                  f"{shown(result.unseen_metrics.get(result.main_metric))} (`unseen_metrics` in --json)"
+                  if n_new >= _FEW_UNSEEN else "")
+        result.notes.append(seen.chance_note(result.n) + others)
+        return
     if not n_new:  # the other rows are the recalibration table's: in-sample too (said in its own warning)
         result.warnings.append(f"{said}: the metrics include {'rows it was fitted to or validated on' if seen.validated else 'its fit to them'}, "
                                "and the other rows are the recalibration table's: no sample here is new to the model")

@@ -698,7 +698,9 @@ class PredictionRun:
             if note is not None:
                 self.notes.append(note)
         if self.n_missing_values:
-            self.notes.append(f"{self.n_missing_values} missing feature values imputed with the training "
+            values = "1 missing feature value" if self.n_missing_values == 1 else \
+                f"{self.n_missing_values:,} missing feature values"
+            self.notes.append(f"{values} imputed with the training "
                               f"{model.preprocessor.config.impute}s")
             unmeasured = never_measured(plan, self.measured, self.n_rows, model.preprocessor.config.impute)
             if unmeasured is not None:

@@ -9,6 +9,7 @@ cohort that shares samples with it). Two different rows share a fingerprint with
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,9 @@ class SeenRows:
     # early-stopped and calibrated on them; an ensemble's members (and a --refit network) trained on every row
     validated: bool = False
     n: int = 0  # rows found to be training rows
+    # the share of the training rows whose values another training sample's repeat (``copies.chance_share``): how
+    # often a new sample matches a training row by its values alone; 0 for continuous features
+    chance: float = 0.0
     examples: list[str] = field(default_factory=list)  # the first few, by id (or row number)
 
     EXAMPLES = 3
@@ -55,7 +59,10 @@ class SeenRows:
         if model.training_rows is None or len(model.training_rows) == 0:
             return None
         validated = not model.is_ensemble and not (model.fit or {}).get("refit_epochs")
-        return cls(np.asarray(model.training_rows, dtype=np.uint64), kept_feature_weights(model), validated)
+        chance = (model.extra or {}).get("training_rows_chance")
+        chance = float(chance) if isinstance(chance, (int, float)) and 0 <= chance <= 1 else 0.0
+        return cls(np.asarray(model.training_rows, dtype=np.uint64), kept_feature_weights(model), validated,
+                   chance=chance)
 
     def match(self, X: np.ndarray) -> np.ndarray:
         """(k,) bool: which rows of X (k, d_kept), raw feature values in the model's kept-feature order, are
@@ -77,6 +84,25 @@ class SeenRows:
             f"{self.n} of {n_rows} samples {'is a row' if self.n == 1 else 'are rows'}")
         return (f"{share} the model was {self.seen_as} (identical feature values: {', '.join(self.examples)}{more})")
 
+    def by_chance(self, n_rows: int) -> bool:
+        """Whether the matches found among ``n_rows`` rows are no more than new samples would give by chance: at
+        most 3 binomial SDs above ``chance`` x n_rows. A model of 9 cytology scores (MASS::biopsy, 40 % of its
+        training rows repeat another patient's scores) met 48 of 134 new patients' rows "seen"; its own training
+        table, all of them."""
+        expected = self.chance * n_rows
+        return self.n > 0 and self.chance > 0 and self.n <= expected + 3 * math.sqrt(expected * (1 - self.chance))
+
+    def chance_note(self, n_rows: int) -> str:
+        """"48 of 134 samples have a training row's exact values, about what chance gives on this table (...)"."""
+        expected = self.chance * n_rows
+        which = ("the one sample has" if n_rows == 1 else
+                 f"{self.n} of {n_rows} samples {'has' if self.n == 1 else 'have'}")
+        return (f"{which} a training row's exact feature values ({', '.join(self.examples)}"
+                f"{', …' if self.n > len(self.examples) else ''}), about what chance gives on this table "
+                f"({expected:.0f} expected: {self.chance:.0%} of the training rows repeat another training sample's "
+                "values, as features of few values do): more likely new samples alike than the training samples "
+                "themselves")
+
     @property
     def seen_as(self) -> str:
         """How the model saw its rows: "trained on", or "trained or validated on" for a single network."""
@@ -95,6 +121,8 @@ class SeenRows:
         """What ``predict`` says of them, or None when there are none."""
         if not self.n:
             return None
+        if self.by_chance(n_rows):
+            return self.chance_note(n_rows)
         what = ("their predictions are", "predictions for new samples") if self.n > 1 else \
             ("its prediction is", "a prediction for a new sample")
         if self.validated:  # a validation row's prediction is no fit, but it chose the epoch and the calibration
