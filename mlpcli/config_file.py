@@ -7,6 +7,7 @@ import tomllib
 from typing import Any, Iterable
 
 from .errors import ConfigError
+from .fileio import symlink_loop, symlink_loop_message
 from .config import (AUTO, NONE_WORDS, OPTION_KEYS, OPTION_META, TrainOptions, check_value, is_whole_number,
                      n_jobs_problem, option_fields, parse_option_text, toml_text)
 
@@ -113,6 +114,8 @@ def _load_toml(path: str) -> dict:
     except IsADirectoryError:
         raise ConfigError(f"--config: {path} is a directory; give a TOML file") from None
     except OSError as exc:
+        if symlink_loop(path):  # as every input path says it, not "too many levels of symbolic links"
+            raise ConfigError(f"--config: {symlink_loop_message(str(path))}") from None
         raise ConfigError(f"--config: cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
     try:
         # a byte-order mark (Windows Notepad writes one) is no TOML, but says nothing about the settings: read past

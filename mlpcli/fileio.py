@@ -22,7 +22,7 @@ from .interrupts import held
 
 __all__ = ["atomic_write", "atomic_path", "write_text_atomic", "output_target", "descriptor_of", "is_special_file",
            "discard_temporaries", "check_file_name", "stdout_input", "write_whole", "WholeWrites", "write_together",
-           "symlink_loop"]
+           "symlink_loop", "symlink_loop_message"]
 
 
 def symlink_loop(path: str) -> bool:
@@ -33,6 +33,12 @@ def symlink_loop(path: str) -> bool:
     except OSError as exc:
         return exc.errno == errno.ELOOP
     return False
+
+
+def symlink_loop_message(shown: str, what: str = "file") -> str:
+    """What every reader of an input path says of one that ``symlink_loop`` finds: ``shown``, the path as the
+    reader names it ("model file m.mlp", "table file la.csv"), and ``what`` to give instead (the "model file")."""
+    return f"{shown}: its symbolic links lead back to themselves (a loop); give the {what}'s own path"
 
 
 def file_sha256(source) -> str | None:

@@ -549,7 +549,7 @@ def _curves_from_stream(source: str, curves: str, higher_is_better: bool | None)
     name = "standard input" if source == "-" else source
     try:
         if source == "-":
-            raw = stdin_bytes(None)
+            raw = stdin_bytes(None, what="a model file or a history table")  # (not "a table" alone)
         else:
             with open(source, "rb") as fh:
                 raw = stdin_bytes(fh, source)

@@ -168,12 +168,28 @@ def trust_summary(model: Model) -> dict:
                                            **({"cohort": basis.cohort} if basis.cohort is not None else {})},
         "absent_features_check": zero_share is not None,
         # fingerprints of the training rows, which predict and evaluate recognise (format 8; predict.seen)
+        # (distinct: samples with equal values share one, as 565 MASS::biopsy rows of 9 scores give 377)
         "training_rows": None if model.training_rows is None else int(len(model.training_rows)),
+        # the rows they were taken from (the training table's and --val-data's), None where the file does not say
+        "training_rows_of": _fingerprinted_rows(model),
         # how the model saw them: "trained on", or "trained or validated on" (one network's validation rows too)
         "training_rows_seen_as": None if (seen := SeenRows.of(model)) is None else seen.seen_as,
         # fingerprints of the rows of the table it was recalibrated on, which evaluate recognises (format 16)
         "cohort_rows": None if model.cohort_rows is None else int(len(model.cohort_rows)),
     }
+
+
+def _fingerprinted_rows(model: Model) -> int | None:
+    """How many rows the model's ``training_rows`` fingerprints were taken from: the training table's (as read), and
+    the --val-data table's (``pipeline.training_fingerprints``); None without fingerprints or where the file does not
+    say (a count below the fingerprints' would be no count of theirs)."""
+    if model.training_rows is None:
+        return None
+    rows = (model.provenance or {}).get("n_samples")
+    if (model.config or {}).get("val_data"):  # the validation table's rows were fingerprinted too
+        n_val = (model.split or {}).get("n_val")
+        rows = rows + n_val if isinstance(rows, int) and isinstance(n_val, int) else None
+    return rows if isinstance(rows, int) and rows >= len(model.training_rows) else None
 
 
 def _not_calibrated(model: Model) -> str | None:

@@ -394,9 +394,11 @@ def refit_tuned(ds: data.Dataset, options: TrainOptions, result, source: str = "
     return outcome
 
 
-def held_out_caveat(task: str, y: np.ndarray, classes: list, groups: np.ndarray | None = None) -> str | None:
+def held_out_caveat(task: str, y: np.ndarray, classes: list, groups: np.ndarray | None = None,
+                    scored: str = "held out") -> str | None:
     """Why held-out metrics on the rows ``y`` (class indices (n,), 0/1 columns (n, L) for multi-label, values for
-    regression) are rough, or None: one sample of the rarest class (of the rarer side of a label) more or less
+    regression) are rough, or None (``scored``: what the rows are, "held out" at training; evaluate's are "scored"):
+    one sample of the rarest class (of the rarer side of a label) more or less
     right moves the balanced accuracy by ROUGH_STEP or more, or a regression has fewer than
     ROUGH_REGRESSION_ROWS samples. Twelve samples gave "balanced accuracy 0.667" with nothing to say that one
     sample more or less right made it 0.583 or 0.750. With ``groups`` (n,) (binary, multiclass), one patient's
@@ -415,7 +417,7 @@ def held_out_caveat(task: str, y: np.ndarray, classes: list, groups: np.ndarray 
             return None
         fewest, j, side = min(sides)
         step = 1 / (2 * Y.shape[1] * fewest)  # the mean over labels of each label's two-class balanced accuracy
-        what = f"one {side} sample of label {str(classes[j])!r} ({fewest} held out)"
+        what = f"one {side} sample of label {str(classes[j])!r} ({fewest} {scored})"
     else:
         counts = np.bincount(y.reshape(-1).astype(int), minlength=len(classes))
         present = np.flatnonzero(counts)  # balanced accuracy: the mean recall over the classes present
@@ -424,12 +426,12 @@ def held_out_caveat(task: str, y: np.ndarray, classes: list, groups: np.ndarray 
         rarest = present[np.argmin(counts[present])]
         fewest = int(counts[rarest])
         step = 1 / (present.size * fewest)
-        what = f"one sample of class {str(classes[rarest])!r} ({fewest} held out)"
+        what = f"one sample of class {str(classes[rarest])!r} ({fewest} {scored})"
         patient = _patient_step(y.reshape(-1).astype(int), groups, present, counts)
         if patient is not None and patient[0] > step:
             step, c, n_groups = patient
             what = (f"one patient of class {str(classes[c])!r} ({n_groups} patient{'s' * (n_groups != 1)}, "
-                    f"{int(counts[c])} samples held out)")
+                    f"{int(counts[c])} samples {scored})")
     if step < ROUGH_STEP:
         return None
     return f"{what} more or less right moves the balanced accuracy by {step:.3f}"

@@ -381,3 +381,21 @@ def test_evaluate_says_f1_macro_counts_an_absent_class_it_predicted_as_zero(thre
     doc = json.loads(run(["evaluate", str(d / "m.mlp"), str(d / "no_c_clean.csv"), "--json"]).stdout)
     if doc["metrics"]["confusion_matrix"][0][2] + doc["metrics"]["confusion_matrix"][1][2] == 0:
         assert not any("F1 macro counts" in n for n in doc["notes"])
+
+
+def test_evaluate_says_its_metrics_are_rough_when_a_class_has_few_samples_as_train_does(three_classes):
+    """Six samples of class C (two patients): its recall, precision and AUC, and a balanced accuracy that one
+    patient more or less right moves by 0.167, were given without the caveat train adds to its held-out metrics."""
+    d, df = three_classes
+    few = pd.concat([df[df.label == "typeA"].head(30), df[df.label == "typeB"].head(30),
+                     df[df.label == "typeC"].head(6)])
+    few.to_csv(d / "few_c.csv", index=False)
+    doc = evaluate_json(str(d / "m.mlp"), str(d / "few_c.csv"))
+    caveat = doc["metrics_caveat"]
+    assert caveat == ("one patient of class 'typeC' (2 patients, 6 samples scored) more or less right moves the "
+                      "balanced accuracy by 0.167")
+    assert f"rough metrics: 66 samples, and {caveat}" in doc["notes"]
+    text = " ".join(run(["evaluate", str(d / "m.mlp"), str(d / "few_c.csv")]).output.split())
+    assert "rough metrics: 66 samples" in text
+    whole = evaluate_json(str(d / "m.mlp"), str(d / "train.csv"))  # 60 patients a class: not rough
+    assert whole["metrics_caveat"] is None and not any(n.startswith("rough") for n in whole["notes"])

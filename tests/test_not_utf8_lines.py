@@ -75,3 +75,20 @@ def test_a_latin1_header_is_said_as_train_says_it(not_utf8, command, name, monke
                  input=text if name == "-" else None)
     assert_clean_error(result, "not UTF-8 text (byte 0xc8 on line 1); save it as UTF-8")
     assert "binary" not in result.output
+
+
+@pytest.mark.parametrize("name", ["latin.csv", "-"])
+def test_every_reader_says_not_utf8_in_the_same_words(three_classes, name, monkeypatch):
+    """train's whole-table reader said "cannot parse latin.csv as CSV: not UTF-8 text ...", the streamed readers
+    (predict, evaluate) "cannot parse latin.csv: not UTF-8 text ...": two copies of one message."""
+    d, df = three_classes
+    monkeypatch.chdir(d)
+    text = df.to_csv(index=False).encode().replace(b"S0007", b"S\xe90007", 1)  # an id on line 9
+    (d / "latin.csv").write_bytes(text)
+    shown = "standard input" if name == "-" else name
+    said = f"Error: cannot parse {shown}: not UTF-8 text (byte 0xe9 on line 9); save it as UTF-8"
+    for args in (["train", name, "-o", "never.mlp", "--folds", "1", "--epochs", "2"], ["predict", "m.mlp", name],
+                 ["evaluate", "m.mlp", name]):
+        result = run(args, input=text if name == "-" else None)
+        assert_clean_error(result)
+        assert result.output.strip().splitlines()[-1] == said, (args, result.output)

@@ -639,6 +639,24 @@ def test_a_model_path_that_is_a_loop_of_symbolic_links_says_so(three_classes, tm
     assert_clean_error(run(["info", str(tmp_path / "l3.mlp")]), "model file not found:")  # missing: as before
 
 
+@pytest.mark.parametrize("args", [["train", "{l}"], ["predict", "{m}", "{l}"], ["train", "{t}", "--val-data", "{l}"],
+                                  ["train", "{t}", "--samples", "{l}"], ["train", "{t}", "--config", "{c}"]],
+                         ids=["train", "predict", "val-data", "samples", "config"])
+def test_an_input_path_that_is_a_loop_of_symbolic_links_says_so_as_a_model_path_does(three_classes, tmp_path, args):
+    """`ln -s lb.csv la.csv; ln -s la.csv lb.csv; mlpcli train la.csv` said "table file not found: la.csv" (and --config
+    "too many levels of symbolic links"), where a model path in a loop is said to be one."""
+    d, _ = three_classes
+    for a, b in (("la.csv", "lb.csv"), ("la.toml", "lb.toml")):
+        (tmp_path / a).symlink_to(b)
+        (tmp_path / b).symlink_to(a)
+    args = [a.format(l=tmp_path / "la.csv", c=tmp_path / "la.toml", m=d / "m.mlp", t=d / "train.csv") for a in args]
+    res = run(args + ["-o", str(tmp_path / "out.mlp" if args[0] == "train" else tmp_path / "p.csv"), "-q"])
+    looped = args[-1]
+    assert_clean_error(res, f"{looped}: its symbolic links lead back to themselves (a loop); give the",
+                       code=2 if "--config" in args else 1)  # (a --config file's problems are usage errors)
+    assert "not found" not in res.output and "too many levels" not in res.output
+
+
 @pytest.mark.parametrize("args", [
     ["train", "{t}", "-o", ""], ["train", "{t}", "--history", ""], ["train", "{t}", "--oof", " "],
     ["cv", "{t}", "--oof", ""], ["tune", "{t}", "--grid", "lr=1e-3", "--results", ""],

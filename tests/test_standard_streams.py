@@ -347,6 +347,26 @@ def test_a_closed_standard_input_is_named_as_closed_in_the_commands_that_read_it
     assert "is empty" not in res.output and not (tmp_path / "m.mlp").exists()
 
 
+class _Terminal(io.BytesIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stdin", ["closed", "empty", "terminal"])
+def test_diagnose_asks_for_what_it_reads_on_standard_input(monkeypatch, stdin):
+    """`diagnose - <&-` said "pipe a table into '-'", though diagnose reads a model file there as well as a history
+    table; train, which reads a table, says so (the one message, ``sources.stdin_bytes``)."""
+    import mlpcli._entry as entry
+
+    if stdin == "closed":
+        monkeypatch.setattr(entry, "CLOSED_STREAMS", {"stdin"})
+    given = {"empty": b"", "terminal": _Terminal(b"")}.get(stdin)
+    res = run(["diagnose", "-"], input=given)
+    assert_clean_error(res, "pipe a model file or a history table into '-'")
+    res = run(["train", "-", "-q"], input=given)
+    assert_clean_error(res, "pipe a CSV or TSV table into '-'")
+
+
 @pytest.mark.parametrize("args", [["info", "-"], ["predict", "-", "{d}/new.csv", "-q"],
                                   ["evaluate", "-", "{d}/lab.csv", "-q"]], ids=["info", "predict", "evaluate"])
 def test_a_closed_standard_input_as_the_model_is_named_as_closed(files, monkeypatch, args):

@@ -101,7 +101,7 @@ class _Terminal(io.BytesIO):
 
 
 def test_standard_input_from_a_terminal_is_refused_without_waiting(files):
-    with pytest.raises(DataError, match="standard input is a terminal; pipe a table into '-'"):
+    with pytest.raises(DataError, match="standard input is a terminal; pipe a CSV or TSV table into '-'"):
         read_table("-", stdin=_Terminal(b""))
     result = run(["predict", str(files / "m.mlp"), "-", "-o", "-"], input=_Terminal(b""))
     assert_clean_error(result, "standard input is a terminal")

@@ -259,6 +259,25 @@ def test_new_patients_with_scores_like_training_ones_are_no_training_rows(tmp_pa
     assert any(w.startswith("all 240 samples are rows the model was trained on") for w in doc["warnings"])
 
 
+def test_info_counts_distinct_training_rows_as_distinct(tmp_path):
+    """9 scores of few values: 80 patients' rows give fewer distinct fingerprints, and info said "recognising the 65
+    rows it was trained on" of a model trained on 80; with --val-data, its rows are counted among them too."""
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    _scores_table(80, 0, "P").to_csv(train, index=False)
+    _scores_table(30, 1, "Q").to_csv(val, index=False)
+    model, with_val = tmp_path / "m.mlp", tmp_path / "v.mlp"
+    assert run(["train", str(train), *FAST, "-o", str(model)]).exit_code == 0
+    assert run(["train", str(train), "--val-data", str(val), "--epochs", "3", "--hidden", "8", "-q",
+                "-o", str(with_val)]).exit_code == 0
+    for path, rows, seen_as in ((model, 80, "trained on"), (with_val, 110, "trained or validated on")):
+        distinct = len(model_io.load(str(path)).training_rows)
+        assert distinct < rows
+        info = " ".join(run(["info", str(path)]).output.split())
+        assert f"recognising the {distinct} distinct rows of the {rows} it was {seen_as} (" in info, info
+        doc = json.loads(run(["info", str(path), "--json"]).stdout)
+        assert (doc["trust"]["training_rows"], doc["trust"]["training_rows_of"]) == (distinct, rows)
+
+
 def test_the_chance_share_counts_repeats_across_patients_only():
     from mlpcli.data.copies import chance_share
 

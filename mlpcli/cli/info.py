@@ -259,7 +259,11 @@ def _trust_text(trust: dict, grouped: bool = True) -> str:
     (have if trust["absent_features_check"] else lacking).append("the absent-gene warning")
     if trust.get("training_rows") is not None:
         seen_as = trust.get("training_rows_seen_as") or "trained on"
-        have.append(f"recognising the {trust['training_rows']:,} rows it was {seen_as} (predict and evaluate name them)")
+        # the fingerprints are distinct: samples of equal values (a few discrete features) share one
+        distinct, of = trust["training_rows"], trust.get("training_rows_of")
+        rows = (f"{distinct:,} rows" if of == distinct else f"{distinct:,} distinct rows"
+                + (f" of the {of:,}" if isinstance(of, int) else ""))
+        have.append(f"recognising the {rows} it was {seen_as} (predict and evaluate name them)")
     else:
         lacking.append("recognising its training rows")
     if trust.get("cohort_rows") is not None:

@@ -36,6 +36,15 @@ def field_count_error(name: str, line: int, got: int, expected: int, last_empty:
                      f"{expected}; {hint}")
 
 
+def not_utf8(name: str, where: str, byte: int | None = None) -> DataError:
+    """The message for a text table ``name`` that is not UTF-8, whichever reader met it (train's whole-table
+    reader, the streamed ones): its first bad ``byte`` and ``where`` it is ("on line 5001"; "at position 142475"
+    where the line is not known). Two readers' own copies differed ("cannot parse x.csv as CSV: ..." beside
+    "cannot parse x.csv: ...")."""
+    said = where if byte is None else f"byte 0x{byte:02x} {where}"
+    return DataError(f"cannot parse {name}: not UTF-8 text ({said}); save it as UTF-8")
+
+
 def not_utf8_error(text, name: str, line: int) -> DataError:
     """The message for a piece of text (whole lines; its first is the file's line `line`) that is not UTF-8,
     naming the line of its first bad byte. A parser's UnicodeDecodeError counts from the start of the piece,
@@ -45,9 +54,8 @@ def not_utf8_error(text, name: str, line: int) -> DataError:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         at = line + data.count(b"\n", 0, exc.start)
-        return DataError(f"cannot parse {name}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {at}); "
-                         "save it as UTF-8")
-    return DataError(f"cannot parse {name} near line {line}: not UTF-8 text")
+        return not_utf8(name, f"on line {at}", data[exc.start])
+    return not_utf8(name, f"near line {line}")
 
 
 def locate_not_utf8(stream: BinaryIO, piece_bytes: int = _PIECE_BYTES) -> tuple[int, int, int] | None:

@@ -15,7 +15,7 @@ from ..errors import DataError
 from .conventions import DECIMAL_ATTR, SOURCE_ATTR, ROW_NAMES_ATTR
 from .dialect import Dialect, head_text, header_cells, sniff_dialect
 from .feature_rows import read_feature_rows_text
-from .fields import check_header_no_nul, check_stream, locate_not_utf8
+from .fields import check_header_no_nul, check_stream, locate_not_utf8, not_utf8
 from .float32 import as_float32_if_exact
 from .header import (apply_header_rules, check_not_featurecounts, check_unique_header, check_unnamed, header_lacks_row_name_cell,
                      header_names, preamble_hint)
@@ -131,7 +131,7 @@ class TextTable:
             dialect = sniff_dialect(head, complete, src.name, src.default_sep, sep, decimal, src.suffix)
             header = header_cells(src.opener(), dialect.sep, src.compression)
         except UnicodeDecodeError as exc:
-            raise _not_utf8(src.name, fmt, exc, src) from None
+            raise _not_utf8(src.name, exc, src) from None
         except PARSE_ERRORS as exc:
             raise DataError(f"cannot parse {src.name} as {fmt}: {short_reason(exc)}") from None
         check_header_no_nul(header, src.name)
@@ -158,7 +158,7 @@ class TextTable:
         if isinstance(exc, pd.errors.EmptyDataError):
             return DataError(f"{self.src.name} is empty; expected a header line and data rows")
         if isinstance(exc, UnicodeDecodeError):
-            return _not_utf8(self.src.name, self.fmt, exc, self.src)
+            return _not_utf8(self.src.name, exc, self.src)
         return DataError(f"cannot parse {self.src.name} as {self.fmt}: {short_reason(exc)}")
 
     def _read_csv(self, **kwargs) -> pd.DataFrame:
@@ -192,7 +192,7 @@ class TextTable:
             raise DataError(f"{exc}{preamble_hint(self.header, self.src.name)}") from None
         except PARSE_ERRORS as exc:
             if isinstance(exc, UnicodeDecodeError):
-                raise _not_utf8(self.src.name, self.fmt, exc, self.src) from None
+                raise _not_utf8(self.src.name, exc, self.src) from None
             raise self._error(exc) from None
         self._fields_checked = True
 
@@ -333,10 +333,10 @@ class _FeatureBlocks:
 GATHER_CHUNK_BYTES = 64 << 20
 
 
-def _not_utf8(name: str, fmt: str, exc: UnicodeDecodeError, src: "Source | None" = None) -> DataError:
-    """The message for a table that is not UTF-8. With `src`, the bad byte is found in the text (a second
-    pass, on this error only) and named by its line: pandas' error counts from the start of its own buffer,
-    so "position 142475" was said of a byte on line 5,001, 1.45 MB into the file."""
+def _not_utf8(name: str, exc: UnicodeDecodeError, src: "Source | None" = None) -> DataError:
+    """The message for a table that is not UTF-8 (``fields.not_utf8``, every reader's). With `src`, the bad byte
+    is found in the text (a second pass, on this error only) and named by its line: pandas' error counts from the
+    start of its own buffer, so "position 142475" was said of a byte on line 5,001, 1.45 MB into the file."""
     if src is not None:
         try:
             with open_binary(src.opener(), src.compression) as raw:
@@ -345,7 +345,5 @@ def _not_utf8(name: str, fmt: str, exc: UnicodeDecodeError, src: "Source | None"
             found = None
         if found is not None:
             byte, line, _ = found
-            return DataError(f"cannot parse {name} as {fmt}: not UTF-8 text (byte 0x{byte:02x} on line {line}); "
-                             "save it as UTF-8")
-    return DataError(f"cannot parse {name} as {fmt}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                     f"position {exc.start}); save it as UTF-8")
+            return not_utf8(name, f"on line {line}", byte)
+    return not_utf8(name, f"at position {exc.start}", exc.object[exc.start])

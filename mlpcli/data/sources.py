@@ -29,6 +29,10 @@ def check_file(path: str) -> None:
     if not str(path):  # DATA given as "" (an unset shell variable in quotes)
         raise DataError("table file not found: the name given is empty ('')")
     if not os.path.exists(path):
+        from ..fileio import symlink_loop, symlink_loop_message
+
+        if symlink_loop(path):  # there to see in `ls`, yet "not found"
+            raise DataError(symlink_loop_message(f"table file {path}", "table file"))
         if path.endswith("/") and os.path.isfile(path.rstrip("/")):  # a shell's completion of a directory, say
             raise DataError(f"table file not found: {path} (a name ending in '/' is a directory's; the file is "
                             f"{path.rstrip('/')})")
@@ -198,20 +202,26 @@ _FOREIGN_FORMATS = {
 }
 
 
-def stdin_bytes(stdin, name: str = "standard input") -> bytes:
+# What a table read from standard input is, in the messages that ask for one (a parquet or .h5ad file is read by
+# its path only)
+STDIN_TABLE = "a CSV or TSV table"
+
+
+def stdin_bytes(stdin, name: str = "standard input", what: str = STDIN_TABLE) -> bytes:
     """Everything on a stream read once (standard input, or a named pipe ``name``), decompressed when gzip,
-    bzip2 or xz (``stream_compression``). The process's own standard input, closed when the command started
-    (``<&-``; ``_entry`` reopened it on /dev/null), is said to be closed, not empty, in every command (predict,
-    evaluate and recalibrate say so through ``cli.console.binary_stdin``; train, cv, tune, explain, diagnose and
-    gradcheck, which read it here, said "standard input is empty")."""
+    bzip2 or xz (``stream_compression``); ``what``: what the command reads there, for the messages ("a model file
+    or a history table": diagnose was told to pipe a table). The process's own standard input, closed when the
+    command started (``<&-``; ``_entry`` reopened it on /dev/null), is said to be closed, not empty, in every
+    command (predict, evaluate and recalibrate say so through ``cli.console.binary_stdin``; train, cv, tune,
+    explain, diagnose and gradcheck, which read it here, said "standard input is empty")."""
     if stdin is None:
         from .._entry import CLOSED_STREAMS
 
         if "stdin" in CLOSED_STREAMS:
             raise DataError("standard input is closed (the command started without one, as `<&-` leaves it); pipe "
-                            "a table into '-', or give a file name instead")
+                            f"{what} into '-', or give a file name instead")
     stream = stdin if stdin is not None else sys.stdin.buffer
-    not_a_terminal(stream, name)
+    not_a_terminal(stream, name, what)
     data = stream.read()
     if isinstance(data, str):  # a text stream was passed instead of a binary one
         data = data.encode("utf-8")
@@ -222,7 +232,7 @@ def stdin_bytes(stdin, name: str = "standard input") -> bytes:
         except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
             raise DataError(f"cannot decompress {compression} data on {name}: {short_reason(exc)}") from None
     if not data.strip():
-        raise DataError("standard input is empty; pipe a CSV or TSV table into '-'" if name == "standard input"
+        raise DataError(f"standard input is empty; pipe {what} into '-'" if name == "standard input"
                         else f"{name} is empty; expected a header line and data rows")
     return data
 
@@ -282,16 +292,15 @@ def not_streamed(head: bytes, name: str) -> None:
     raise DataError(f"{what} cannot be read from {where}; give its path")
 
 
-def not_a_terminal(stream, name: str) -> None:
+def not_a_terminal(stream, name: str, what: str = STDIN_TABLE) -> None:
     """A DataError when ``stream`` (standard input for "-") is a terminal: nothing was piped in, and reading
-    would wait for typed lines."""
+    would wait for typed lines (``what``: what to pipe in, as ``stdin_bytes`` says it)."""
     try:
         terminal = stream.isatty()
     except (AttributeError, ValueError, OSError):
         return
     if terminal:
-        raise DataError(f"{name} is a terminal; pipe a table into '-' (zcat x.csv.gz | mlpcli ... -) or give the "
-                        "table's path")
+        raise DataError(f"{name} is a terminal; pipe {what} into '-' (zcat x.csv.gz | mlpcli ... -) or give its path")
 
 
 def short_reason(exc: BaseException) -> str:

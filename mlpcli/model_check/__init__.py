@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFileError
-from ..fileio import symlink_loop
+from ..fileio import symlink_loop, symlink_loop_message
 from .archive import archive_members, check_weights_size, not_a_model, parse_json, streamed_bytes, TRUNCATED
 from .arrays import check_values, read_arrays
 from .fields import ModelFields, expand_feature_lists
@@ -87,8 +87,7 @@ def read(path: str | os.PathLike) -> CheckedModel:
             raise ModelFileError(str(exc).replace("/dev/stdin", "- (standard input)")) from None
     if not os.path.exists(name):
         if symlink_loop(name):
-            raise ModelFileError(f"model file {name}: its symbolic links lead back to themselves (a loop); give the "
-                                 "model file's own path")
+            raise ModelFileError(symlink_loop_message(f"model file {name}", "model file"))
         raise ModelFileError(f"model file not found: {name}")
     if os.path.isdir(name):
         raise ModelFileError(f"{name} is a directory, not a model file")

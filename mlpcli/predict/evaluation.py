@@ -115,13 +115,16 @@ class EvaluationResult:
     # class): {name: [{"n", "mean_predicted", "observed", "observed_ci"}]} (``metrics.calibration_curve``); None for
     # regression
     calibration_curve: dict | None = None
+    # why the metrics are rough (``pipeline.held_out_caveat``: few samples, or few of one class), as train's
+    # ``metrics_caveat``; None when not
+    metrics_caveat: str | None = None
 
     def to_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "classes": [str(c) for c in self.classes],
                 # one number, or a multi-label model's one per label {label: threshold}
                 "threshold": (None if self.threshold is None else
                               threshold_field(self.threshold, self.classes, self.task == "multilabel")),
-                "main_metric": self.main_metric, "metrics": self.metrics,
+                "main_metric": self.main_metric, "metrics": self.metrics, "metrics_caveat": self.metrics_caveat,
                 "calibration": self.calibration,
                 "ci": self.ci, "bootstrap": self.bootstrap, "by": self.by, "groups": self.groups,
                 "shift": self.shift.summary() if self.shift is not None else None,
@@ -370,6 +373,13 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                                               mix, training_threshold, training_rule),
                               novel=novel_doc)
     result.calibration_curve = _calibration_curves(task, y, proba, classes)
+    from ..pipeline import held_out_caveat  # (the training pipeline: imported when a table is scored)
+
+    # few samples of a class (few patients, few rows of a regression): the metrics are rough, as train says of its
+    # held-out ones; 6 samples of a class gave its recall and AUC without a word
+    result.metrics_caveat = held_out_caveat(task, y, classes, meta.get("group"), scored="scored")
+    if result.metrics_caveat:
+        result.notes.append(f"rough metrics: {result.n:,} samples, and {result.metrics_caveat}")
     if mix is not None:
         result.prevalence = _prevalence_effect(model, mix, out, y, overall, training_threshold, training_rule)
         result.notes.append(_prevalence_note(result.prevalence, model.recalibrated_on))
