@@ -729,3 +729,14 @@ def test_weight_decay_auto_given_with_another_optimizer_asks_for_nothing(tmp_pat
     bad = run(["train", str(tmp_path / "t.csv"), "--optimizer", "adam", "--weight-decay", "0.5", "--folds", "1",
                "--epochs", "2", "-q", "-o", str(tmp_path / "m.mlp")])
     assert bad.exit_code == 2 and "only --optimizer adamw uses it" in bad.output
+
+
+def test_a_missing_val_data_table_is_named_as_val_data_not_as_the_training_table(tmp_path):
+    """`train ok.csv --val-data nope.csv` said "ok.csv: table file not found: nope.csv", blaming the training table."""
+    from tables import make_table
+
+    make_table("binary", n_patients=10, seed=1).to_csv(tmp_path / "ok.csv", index=False)
+    res = run(["train", str(tmp_path / "ok.csv"), "--val-data", str(tmp_path / "nope.csv"), "--folds", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, f"--val-data: table file not found: {tmp_path / 'nope.csv'}")
+    assert "ok.csv" not in res.output.strip().splitlines()[-1] and not (tmp_path / "m.mlp").exists()

@@ -114,8 +114,11 @@ def validation_dataset(ds: data.Dataset, options: TrainOptions) -> data.Dataset:
         path, message = str(options.val_data), str(exc)
         if path != "-" and message.startswith(f"{path}: "):  # named by its path: by its option too
             message = message[len(path) + 2:]
-        elif "--val-data" in message or path != "-" and path in message:  # "-" is in many a message
+        elif "--val-data" in message:
             raise
+        elif path != "-" and path in message:  # "-" is in many a message. Named by its option too: without it the
+            # command's own table went in front ("train.csv: table file not found: nope.csv", the wrong file blamed)
+            raise type(exc)(f"--val-data: {message}") from None
         # the classes it is checked against are the training table's: no model exists yet
         message = message.replace("labels the model does not know", "labels the training table does not have")
         raise type(exc)(f"{source}: {message}") from None
