@@ -373,3 +373,63 @@ def test_a_tie_between_verdicts_is_said():
     assert d.evidence["score"] < 0 and d.summary.startswith("No shape matches clearly; closest: ")
     if d.runner_up is not None and d.evidence["runner_up_score"] == d.evidence["score"]:
         assert "(tied with " in d.summary
+
+
+# `train --folds 1 --hidden 128 --lr 0.5` on two real tables (the benchmark's wdbc, 569 tumours, and cells, 2,019
+# cells; 455 and 1,615 training rows): the weights jump from epoch to epoch, and the inference-mode training loss (the
+# same weights on the training rows) jumps with validation. Read before as "use a larger validation set" and
+# "increase model capacity" first; the default rate brings cells' training loss to 0.26 with the same network.
+LR_TOO_HIGH_WDBC = dict(
+    train=[0.8902, 0.1569, 0.09921, 0.1062, 0.1234, 0.1298, 0.1542, 0.1125, 0.1463, 0.112, 0.109, 0.1189, 0.144,
+           0.1196, 0.1386, 0.09976, 0.1366, 0.1096, 0.1412, 0.1551, 0.1227, 0.109, 0.1169, 0.1358, 0.1176, 0.1133,
+           0.1494, 0.1051, 0.1209, 0.1402, 0.1159, 0.117, 0.1289, 0.14, 0.1127, 0.1438, 0.1169, 0.1175, 0.118, 0.1393,
+           0.11, 0.1481, 0.1374, 0.1551, 0.1288, 0.1238, 0.1184, 0.1551, 0.1058, 0.1263, 0.1295, 0.1272, 0.1204],
+    val=[0.1601, 0.0996, 0.111, 0.1536, 0.1207, 0.3546, 0.1252, 0.6299, 0.1039, 0.09925, 0.1217, 0.225, 0.1862,
+         0.1094, 0.1348, 0.1142, 0.3839, 0.1817, 0.2151, 0.1312, 0.1459, 0.1347, 0.1171, 0.157, 0.1032, 0.1858,
+         0.1383, 0.1163, 0.2175, 0.108, 0.0906, 0.08065, 0.1636, 0.1261, 0.146, 0.105, 0.1737, 0.1235, 0.3796, 0.1159,
+         0.1836, 0.1338, 0.1819, 0.3068, 0.1552, 0.1796, 0.1171, 0.1152, 0.1653, 0.156, 0.124, 0.1762, 0.1135],
+    train_eval=[0.05561, 0.08541, 0.1049, 0.09378, 0.1492, 0.2978, 0.1174, 0.3171, 0.06568, 0.1036, 0.1186, 0.2963,
+                0.1462, 0.08015, 0.08301, 0.07134, 0.1568, 0.1616, 0.09294, 0.0796, 0.1196, 0.08056, 0.07232, 0.08789,
+                0.09815, 0.1311, 0.0865, 0.09982, 0.1483, 0.07396, 0.07516, 0.09705, 0.09208, 0.07885, 0.1351, 0.104,
+                0.1113, 0.09473, 0.1732, 0.09804, 0.09205, 0.09691, 0.1212, 0.1651, 0.1369, 0.1259, 0.07935, 0.08578,
+                0.09552, 0.1034, 0.08499, 0.09606, 0.102],
+    baseline=0.6582,
+)
+LR_TOO_HIGH_CELLS = dict(
+    train=[3.347, 0.4725, 0.4513, 0.487, 0.4738, 0.4697, 0.4682, 0.5073, 0.459, 0.4823, 0.4816, 0.4699, 0.4732,
+           0.4782, 0.4766, 0.489, 0.4677, 0.478, 0.4939, 0.4779, 0.4845, 0.4882, 0.4899, 0.4722, 0.4896, 0.4902,
+           0.4747, 0.4826, 0.4714],
+    val=[0.5829, 0.4388, 0.5352, 0.4822, 0.4703, 0.6281, 1.029, 0.4297, 0.5408, 0.509, 0.4307, 0.5168, 0.5338, 0.517,
+         0.4668, 0.442, 0.5003, 0.4933, 0.4394, 0.4876, 0.5089, 0.4394, 0.4537, 0.4908, 0.5116, 0.5075, 0.4317,
+         0.4629, 0.4585],
+    train_eval=[0.5758, 0.4258, 0.4785, 0.4767, 0.4663, 0.6323, 1.02, 0.4192, 0.5322, 0.5033, 0.4424, 0.481, 0.4771,
+                0.4999, 0.4114, 0.4421, 0.4497, 0.4798, 0.4242, 0.4663, 0.5178, 0.4434, 0.4382, 0.4567, 0.5177,
+                0.4845, 0.4047, 0.4596, 0.4483],
+    baseline=0.6513,
+)
+
+
+def test_validation_that_jumps_with_the_inference_mode_training_loss_points_at_the_learning_rate():
+    from mlpcli.diagnosis import diagnose
+
+    r = LR_TOO_HIGH_WDBC
+    d = diagnose(r["train"], r["val"], baseline=r["baseline"], train_eval_loss=r["train_eval"])
+    assert d.label == "unrepresentative_validation_noisy" and d.evidence["cause"] == "weights_jump"
+    assert d.advice[0].startswith("Lower the learning rate (--lr") and "3.6 % of the scale" in d.advice[0]
+    assert not any(a.startswith("Use a larger validation set") for a in d.advice)
+    assert "the weights jump between epochs" in d.summary
+    # the same validation curve beside a steady inference-mode training loss: a small validation set, as before
+    steady = diagnose(r["train"], r["val"], baseline=r["baseline"], train_eval_loss=np.linspace(0.1, 0.09, 53))
+    assert steady.evidence["cause"] is None and steady.advice[0].startswith("Use a larger validation set")
+
+
+def test_an_underfit_run_whose_weights_jump_is_told_to_lower_the_learning_rate_first():
+    from mlpcli.diagnosis import diagnose
+
+    r = LR_TOO_HIGH_CELLS
+    d = diagnose(r["train"], r["val"], baseline=r["baseline"], train_eval_loss=r["train_eval"])
+    assert d.advice[0].startswith("The training loss in inference mode is erratic (it jumps by 4.7 % of the scale")
+    assert d.label == "underfit_capacity" and d.evidence["train_eval_noise"] > 0.03
+    assert "lower it (--lr)" in d.advice[0] and d.advice[1].startswith("Increase model capacity")
+    plain = diagnose(r["train"], r["val"], baseline=r["baseline"])  # without it the curves do not show the jumps
+    assert plain.advice[0].startswith("Increase model capacity")

@@ -85,8 +85,9 @@ train_slope, val_slope (+ _z)
 gap_end, gap_slope (+ _z), gap_trend, val_share
     (val - train) / ``S`` at the end, its trend over the second half, "growing" / "stable" /
     "shrinking", and validation slope / training slope over the second half
-val_noise, train_noise, val_noise_rel, noise_ratio
-    noise s.d. / ``S``; validation noise / its level; relative noise of validation / of training
+val_noise, train_noise, val_noise_rel, noise_ratio, train_eval_noise
+    noise s.d. / ``S``; validation noise / its level; relative noise of validation / of training; the inference-mode
+    training loss's noise / ``S`` (None without it)
 member_spread
     s.d. of validation across ensemble members / its level, median over the second half (None
     without ``member_spread``)
@@ -99,7 +100,9 @@ below_fraction, train_eval_final, cause
     ``NOT_LEARNING`` worse than the baseline), "still_improving" (validation still clearly falling, lowest at the
     last epoch: a short run stopped while learning), "training_only_gains" (training still falling while
     validation settled and the gap widens: capacity to spare, the features or labels limit it),
-    "larger_model_tried" (``capacity_tried`` given) or None
+    "larger_model_tried" (``capacity_tried`` given) or None; for ``unrepresentative_validation_noisy`` "weights_jump"
+    (the inference-mode training loss wiggles with validation, ``WEIGHTS_JUMP``: the learning rate, not the validation
+    set's size, is the likely cause) or None
 train_distance_from_baseline, val_distance_from_baseline
     (baseline - final) / baseline: the share of the no-skill loss removed (None without baseline)
 score, runner_up_score

@@ -30,6 +30,7 @@ SLOPE_UNIT = 0.1  # slopes are reported per 10 % of the run, so a shape reads th
 MAD_TO_SD = 1.4826  # MAD x this = standard deviation for Gaussian noise
 NOISE_SD_FLOOR = 1e-9  # x S: noiseless synthetic curves must not divide by zero
 WINSOR_K = 3.0  # noise s.d.: values beyond 3 robust s.d. are clipped (outliers, not noise level)
+TRAIN_EVAL_MIN_POINTS = 5  # a recorded inference-mode training loss gives its wiggle from this many late epochs on
 NOISE_LEVEL_FLOOR = 0.15  # relative validation noise is taken against max(level, this x S): a
 #                           loss near 0 wiggling by 20 % of itself is invisible on the plot
 
@@ -169,6 +170,7 @@ class _Noise:
     gap_sd: float
     train_rel: float  # train_sd / max(level, NOISE_LEVEL_FLOOR x S)
     val_rel: float
+    train_eval_sd: float | None = None  # the inference-mode training loss's wiggle (None: not recorded, too sparse)
 
 
 def _late(n: int) -> slice:
@@ -197,7 +199,11 @@ def _noise(c: Curves, train_s: np.ndarray, val_s: np.ndarray) -> _Noise:
     level_floor = NOISE_LEVEL_FLOOR * c.scale
     train_level = max(float(np.median(train_s[late])), level_floor)
     val_level = max(float(np.median(val_s[late])), level_floor)
-    return _Noise(train_sd, val_sd, gap_sd, train_sd / train_level, val_sd / val_level)
+    train_eval_sd = None
+    if c.train_eval is not None:  # a snapshot of the same weights as validation, on the (larger) training rows
+        ev = c.train_eval[late][np.isfinite(c.train_eval[late])]
+        train_eval_sd = _wiggle_sd(ev) if len(ev) >= TRAIN_EVAL_MIN_POINTS else None
+    return _Noise(train_sd, val_sd, gap_sd, train_sd / train_level, val_sd / val_level, train_eval_sd)
 
 
 def measure_curves(c: Curves) -> dict:
@@ -271,6 +277,7 @@ def measure_curves(c: Curves) -> dict:
         "gap_end": (va.end - tr.end) / S, "gap_slope": gp.slope * per_run_unit, "gap_z": gp.z,
         "train_level": tr.end / S, "val_level": va.end / S,
         "train_noise": noise.train_sd / S, "val_noise": noise.val_sd / S,
+        "train_eval_noise": None if noise.train_eval_sd is None else noise.train_eval_sd / S,
         "val_noise_rel": noise.val_rel, "noise_ratio": noise.val_rel / noise.train_rel,
         "val_share": val_share,
         "val_half_slope": va_half.slope * per_run_unit, "val_half_z": va_half.z,

@@ -78,6 +78,14 @@ NOT_LEARNING = 0.05  # underfit_capacity whose curves both end >= 5 % of S above
 STILL_IMPROVING_SLOPE = FALL_SLOPE / 2  # underfit_capacity whose validation still falls by >= 0.5 % of S per 10 % of
 #   the run (>= 5 % more if run as long again), by >= 3 s.e., lowest at the last epoch: stopped while learning
 #   (cause still_improving): train longer before judging capacity
+ERRATIC_TRAINING = 0.03  # a training curve wiggling by > 3 % of S from epoch to epoch: steps too large. The curve as
+#   trained averages the jumps over the epoch's minibatches (1.4 % at --lr 0.5 on 2,019 cells), the inference-mode one
+#   is a snapshot of the weights and shows them (4.7 % there; 0.0-1.2 % on the steady runs of the same tables)
+WEIGHTS_JUMP, WEIGHTS_JUMP_MIN = 0.25, 0.01  # noisy validation whose inference-mode training loss (the same weights
+#   on the 4x larger training rows) wiggles by >= 25 % of validation's wiggle, and by >= 1 % of S: the weights jump
+#   from epoch to epoch, and a larger validation set would jump with them. --lr 0.5 on 569 tumours: 3.6 % against
+#   10.4 % of S (0.35), read "use a larger validation set"; a small or steady validation set: 10 validation rows
+#   0.03 % against 0.9 % (0.03), a memorised training set beside 114 validation rows 0.06 % against 2.1 % (0.03)
 EARLY_BEST_EPOCH = 2  # overfit with validation best by epoch 2: the network overfits within its first passes over
 #   the data, so there is no earlier epoch to stop at; smaller steps, a smaller model or more regularisation are
 #   the remedy

@@ -12,8 +12,9 @@ import numpy as np
 
 from .curves import SHORT_CURVE_EPOCHS, Curves
 from .measure import NOISE_SD_FLOOR, SLOPE_UNIT, Rise
-from .rules import (EARLY_BEST_EPOCH, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING, RISE_LEVEL, RISE_Z,
-                    SLOPE_Z, SLOPE_Z_WIDTH, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH)
+from .rules import (EARLY_BEST_EPOCH, ERRATIC_TRAINING, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING,
+                    RISE_LEVEL, RISE_Z, SLOPE_Z, SLOPE_Z_WIDTH, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE,
+                    VAL_SHARE_WIDTH, WEIGHTS_JUMP, WEIGHTS_JUMP_MIN)
 
 # --- reporting ---------------------------------------------------------------------------------
 
@@ -59,6 +60,17 @@ def _cause_capacity(f: dict, c: Curves, capacity_tried: str | None) -> str | Non
     return "larger_model_tried" if capacity_tried else None
 
 
+def _cause_noisy(f: dict) -> str | None:
+    """Why validation is erratic, when the run says more than its size: 'weights_jump' when the inference-mode
+    training loss, the same weights on the training rows, wiggles with it (``WEIGHTS_JUMP``): the steps are too large,
+    and a larger validation set would wiggle as much. None otherwise, and for an ensemble (its mean curves damp the
+    wiggle; the members' spread is the evidence there)."""
+    te = f.get("train_eval_noise")
+    if f["member_spread"] is None and te is not None and te >= max(WEIGHTS_JUMP * f["val_noise"], WEIGHTS_JUMP_MIN):
+        return "weights_jump"
+    return None
+
+
 def _cause_below(f: dict, c: Curves, stochastic: bool) -> str:
     """Why validation sits below training: 'training_only_noise', 'likely_training_only_noise',
     'validation_easier' or 'unknown' (decided from the inference-mode training loss if given)."""
@@ -102,6 +114,7 @@ def evidence_of(f: dict, c: Curves, label: str, scores: dict, runner_up, stochas
         "gap_trend": _gap_trend(f), "val_share": f["val_share"],
         "val_noise": f["val_noise"], "val_noise_rel": f["val_noise_rel"],
         "train_noise": f["train_noise"], "noise_ratio": f["noise_ratio"],
+        "train_eval_noise": f.get("train_eval_noise"),
         "member_spread": f["member_spread"],
         "val_rise": f["val_rise"], "val_rise_z": f["val_rise_z"],
         "below_fraction": f["below_fraction"],
@@ -111,7 +124,8 @@ def evidence_of(f: dict, c: Curves, label: str, scores: dict, runner_up, stochas
         "train_eval_final": None if f["train_eval_end"] is None
         else _user_units(f["train_eval_end"], c),
         "cause": (_cause_below(f, c, stochastic) if label == "validation_below_train" else
-                  _cause_capacity(f, c, capacity_tried) if label == "underfit_capacity" else None),
+                  _cause_capacity(f, c, capacity_tried) if label == "underfit_capacity" else
+                  _cause_noisy(f) if label == "unrepresentative_validation_noisy" else None),
         "score": scores[label],
         "runner_up_score": None if runner_up is None else scores[runner_up],
     }
@@ -406,30 +420,39 @@ def full_batch_advice(label: str, advice: list[str], linear: bool = False) -> li
     return [lead, *kept]
 
 
+def _erratic_training(ev: dict, w: Words) -> str | None:
+    """"The training loss is erratic (...)" when a training curve wiggles by more than ``ERRATIC_TRAINING`` of the
+    scale, else None: the curve as trained (a mean over minibatches), or the inference-mode one, a snapshot of the
+    weights at each epoch's end that shows them jumping where the minibatch mean averages the jumps out."""
+    if ev["train_noise"] is not None and ev["train_noise"] > ERRATIC_TRAINING:
+        return f"The training {w.name} is erratic (noise {_pct(ev['train_noise'])} of the scale)"
+    if ev.get("train_eval_noise") is not None and ev["train_eval_noise"] > ERRATIC_TRAINING:
+        return (f"The training {w.name} in inference mode is erratic (it jumps by {_pct(ev['train_eval_noise'])} "
+                "of the scale from epoch to epoch)")
+    return None
+
+
 def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str]:
     """Underfit (capacity): the notes' remedies, unless the run says capacity is not what is missing: a training
     curve worse than a constant prediction (``cause`` not_learning) has not learned at all, and a larger network the
     run already tried (``capacity_tried``) did not do better."""
     regularisation = ("Check that regularisation (--l2, --weight-decay, --dropout, --augment-noise) is not so strong "
                       "that it prevents fitting.")
+    erratic = _erratic_training(ev, w)
     if ev["cause"] == "not_learning":
-        erratic = ev["train_noise"] is not None and ev["train_noise"] > 0.03
         return [
             f"The network has not learned: its training {w.name} ends {_pct(-ev['train_distance_from_baseline'])} of "
             f"the scale {'below' if w.higher_is_better else 'above'} the no-skill {w.name}, which a constant "
             "prediction reaches and any network can learn through its output bias alone, so more capacity cannot "
             "help yet.",
-            (f"The training {w.name} is erratic (noise {_pct(ev['train_noise'])} of the scale): lower the learning "
-             "rate (--lr) or clip the gradient norm (--clip-norm)." if erratic else
+            (f"{erratic}: lower the learning rate (--lr) or clip the gradient norm (--clip-norm)." if erratic else
              "Raise the learning rate (--lr) or train for more epochs (--epochs): at a rate too low to move the "
              "weights the curves stay flat where the untrained network starts."),
             regularisation,
             "Once the training curve moves past the no-skill level, judge capacity again (more units or layers with "
             "--hidden, better features) if it still stays poor.",
         ]
-    lr = (f"The training {w.name} is erratic (noise " + _pct(ev["train_noise"]) + " of the scale): "
-          "the learning rate is probably too high; lower it (--lr)."
-          if ev["train_noise"] is not None and ev["train_noise"] > 0.03
+    lr = (f"{erratic}: the learning rate is probably too high; lower it (--lr)." if erratic
           else "Check the learning rate (--lr): a rate that is too high also keeps the curves near the "
                "baseline.")
     unknown = ([] if ev["train_distance_from_baseline"] is not None else [
@@ -469,12 +492,12 @@ def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str
             "or check the target before making the model larger.",
             lr, regularisation,
         ]
-    return unknown + [
-        "Increase model capacity: more units per layer or more hidden layers (--hidden, e.g. --hidden 256 or "
-        "--hidden 256,64).",
-        "Improve the features (more informative inputs, better normalisation or selection).",
-        lr, regularisation,
-    ]
+    capacity = ["Increase model capacity: more units per layer or more hidden layers (--hidden, e.g. --hidden 256 or "
+                "--hidden 256,64).",
+                "Improve the features (more informative inputs, better normalisation or selection)."]
+    # erratic training: the notes' "learning rate too high" cause is the one the curves show, so it leads (--lr 0.5 on
+    # 2,019 cells: training flat at 0.48 where the default rate reaches 0.26, advised "--hidden 256" first)
+    return unknown + ([lr, *capacity, regularisation] if erratic else [*capacity, lr, regularisation])
 
 
 def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[int] | None = None,
@@ -549,6 +572,15 @@ def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[
             "stratified by class, so a fold short of a class or made of one batch points at too few patients per "
             "class or batch.",
             "Judge the run by the members' mean curve, not by any one member's.",
+        ]
+    if label == "unrepresentative_validation_noisy" and ev["cause"] == "weights_jump":
+        return [
+            f"Lower the learning rate (--lr, e.g. 3-10x lower) or clip the gradient norm (--clip-norm): the "
+            f"inference-mode training {w.name} jumps from epoch to epoch too ({_pct(ev['train_eval_noise'])} of the "
+            f"scale, against validation's {_pct(ev['val_noise'])}), so the weights themselves jump and a larger "
+            "validation set would jump with them.",
+            "If validation stays erratic once the training curves are steady, use a larger validation set "
+            "(--val-size, e.g. 0.3) or k-fold cross-validation (--folds 5).",
         ]
     if label == "unrepresentative_validation_noisy":
         return [
@@ -681,8 +713,11 @@ def _shape_sentence(label: str, ev: dict, w: Words) -> str:
         return (f"Noisy validation: the members' validation {n} curves differ by {_pct(ev['member_spread'])} "
                 f"of their level (s.d. across members) with no clear trend in their mean")
     if label == "unrepresentative_validation_noisy":
+        jump = (f", and the inference-mode training {n} jumps with it ({_pct(ev['train_eval_noise'])} of the scale "
+                f"against {_pct(ev['val_noise'])}): the weights jump between epochs, the learning rate more likely the "
+                "cause than the validation set" if ev["cause"] == "weights_jump" else "")
         return (f"Noisy validation: the validation {n} wiggles by {_pct(ev['val_noise_rel'])} of its level "
-                f"from epoch to epoch ({_ratio_words(ev['noise_ratio'])}) with no clear trend")
+                f"from epoch to epoch ({_ratio_words(ev['noise_ratio'])}) with no clear trend{jump}")
     s = (f"{title}: validation is {w.better_side} training in {_pct(ev['below_fraction'])} of epochs, "
          f"by {_pct(-ev['gap_end'])} of the scale at the end")
     return s + {
@@ -776,6 +811,7 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
         "val_rise_z": "that change in standard errors",
         "val_noise_rel": "validation wiggle / its level" + (" (its shortfall from a perfect score)" if higher_is_better else ""),
         "noise_ratio": "validation wiggle / training wiggle (relative)",
+        "train_eval_noise": "wiggle of the training value in inference mode / S (the weights' own jumps)",
         "member_spread": "validation s.d. across ensemble members / its level",
         "below_fraction": f"share of epochs with validation better than ({w.better_side}) training",
         "train_eval_final": "training value in inference mode at the end",
