@@ -498,3 +498,29 @@ def test_a_size_without_a_rare_labels_positives_says_what_it_lacks_why_and_what_
     assert first.startswith("10% of the training groups (10 samples) skipped: it holds no positive for label 'C' ("), first
     assert "on the whole training side" in first and "could not learn that label" in first, first
     assert "--fractions" in result.skipped[-1] and "the curve starts at" in result.skipped[-1], result.skipped
+
+
+def test_a_rise_that_never_leaves_the_no_skill_band_is_no_call_for_more_data(tmp_path, monkeypatch):
+    """On 2,019 single cells with random labels, scores 0.523, 0.532 and 0.534 lay so nearly on a line that "More data
+    still helps ... collecting more samples should pay off" stood beside "No learnable signal ... neither a larger
+    network nor more data ... will help". With no signal, a "helps" becomes "unclear"."""
+    import json
+
+    from mlpcli.diagnosis import sample_size
+    from mlpcli.model_selection import learning_curve as lc
+
+    def helps(*args, **kwargs):  # the near-straight rise of the cells' run, whatever this small table's scatter
+        return {**sample_size.more_data(*args, **kwargs), "verdict": "helps", "score_change_per_doubling": 0.011,
+                "text": "More data still helps: …"}
+
+    monkeypatch.setattr(lc, "more_data", helps)
+    _random_labels(tmp_path / "noise.csv", 1000, 30, seed=12)
+    res = run(["diagnose", "--learning-curve", str(tmp_path / "noise.csv"), "--no-group", "--fractions", "0.5,1",
+               "--hidden", "128", "--epochs", "60", "--val-size", "0.3", "--n-jobs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{"):])
+    assert doc["bias_variance"]["verdict"] == "no_signal"
+    assert doc["more_data"]["verdict"] == "unclear", doc["more_data"]
+    assert doc["more_data"]["text"].startswith("Unclear whether more data helps: validation balanced accuracy rises by "
+                                               "0.011 per doubling") and "no-skill level at every size" in \
+        doc["more_data"]["text"]

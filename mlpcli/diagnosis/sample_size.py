@@ -156,6 +156,23 @@ def more_data(points: list[SizePoint], higher: bool, chance: float, scale: float
             "sizes": [p.n_train for p in tail], "text": text}
 
 
+def rise_within_chance(more: dict, metric: str) -> dict:
+    """The more-data answer (``more_data``'s dict) where the bias/variance answer found no learnable signal: a "helps"
+    there becomes "unclear", since the rise never left the no-skill band. On 2,019 single cells with random labels,
+    scores 0.523, 0.532 and 0.534 lay so nearly on a line that the scatter's standard error was tiny, and "More data
+    still helps ... collecting more samples should pay off" stood beside "No learnable signal ... neither a larger
+    network nor more data ... will help"."""
+    if more.get("verdict") != "helps":
+        return more
+    sizes = more.get("sizes") or []
+    span = f" ({sizes[0]}-{sizes[-1]} training samples)" if sizes else ""
+    return {**more, "verdict": "unclear",
+            "text": (f"Unclear whether more data helps: validation {metrics.display_name(metric)} rises by "
+                     f"{abs(more['score_change_per_doubling']):.3g} per doubling over the largest sizes{span}, but "
+                     "stays at the no-skill level at every size (below): a rise there is no sign that more samples "
+                     "of this kind will carry a signal.")}
+
+
 # What the bias/variance answer says of more data, given the more-data answer's verdict, so that the two
 # answers never contradict each other
 _MORE_DATA_TOO = {"helps": ", and more data (it still helps, above)",

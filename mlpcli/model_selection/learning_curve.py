@@ -41,7 +41,7 @@ from ..calibration import probabilities
 from ..config import AUTO, TrainOptions, require_options
 from ..auto_defaults import auto_noise
 from ..decision import DECIDED, MIN_LABEL_EVENTS, balanced_accuracy, choose, label_balanced_accuracy
-from ..diagnosis.sample_size import bias_variance, fraction_words, more_data
+from ..diagnosis.sample_size import bias_variance, fraction_words, more_data, rise_within_chance
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
 from ..training import evaluate_loss
@@ -473,13 +473,16 @@ def learning_curve(
     decided = ds.task in DECIDED and any(p.decision for p in points)
     if decided:
         notes.append(_decision_note(options.decision, points, val_ds.n_samples, options.class_weight == "balanced"))
+    bv = bias_variance(points, higher, chance, scale, metric, more["verdict"], val_units, val_unit_name,
+                       _held_labels(ds, val_ds) if decided else None)
+    if bv["verdict"] == "no_signal":  # a rise that never leaves the no-skill band is no reason to collect samples
+        more = rise_within_chance(more, metric)
     return LearningCurveResult(
         metric=metric, higher_is_better=higher, chance_score=chance, points=points,
         n_val=int(val_ds.n_samples),
         n_val_groups=None if val_ds.groups is None else int(len(np.unique(val_ds.groups))),
         more_data=more,
-        bias_variance=bias_variance(points, higher, chance, scale, metric, more["verdict"], val_units,
-                                     val_unit_name, _held_labels(ds, val_ds) if decided else None),
+        bias_variance=bv,
         skipped=skipped, notes=notes, warnings=warnings, split=asdict(summary),
         train_rows=[rows for _, rows in jobs], val_rows=val_rows, decision=options.decision if decided else None,
         task=ds.task,
