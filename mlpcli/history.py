@@ -384,11 +384,10 @@ def read_curves(source: str | os.PathLike, curves: str = "loss", higher_is_bette
         raise DataError(f"file not found: the name given is empty ({source!r})")
     if source != "-":
         if not os.path.exists(source):
-            from .fileio import symlink_loop
+            from .fileio import symlink_loop, symlink_loop_message
 
             if symlink_loop(source):
-                raise DataError(f"{source}: its symbolic links lead back to themselves (a loop); give the file's own "
-                                "path")
+                raise DataError(symlink_loop_message(str(source)))
             raise DataError(f"file not found: {source}")
         if os.path.isdir(source):
             raise DataError(f"{source} is a directory; give a model file or a history table")
