@@ -1006,3 +1006,10 @@ def test_one_constant_feature_is_said_in_the_singular():
     assert any(w.startswith("dropped 1 feature constant on the training rows: 'g1'") for w in pre.warnings)
     with pytest.raises(DataError, match="^the feature is constant on the training rows"):
         D.Preprocessor(D.PreprocessConfig()).fit(X[:, [1]], ["g1"])
+
+
+def test_a_table_of_one_feature_is_said_in_the_singular():
+    """"features: 1 numeric columns, 2 samples"."""
+    frame = pd.DataFrame({"sample_id": ["s1", "s2", "s3"], "label": ["a", "b", "a"], "g1": [1.0, 2.0, 3.0]})
+    ds = D.Dataset.from_frame(frame, D.Roles(target=["label"], id="sample_id"))
+    assert "features: 1 numeric column, 3 samples" in ds.notes

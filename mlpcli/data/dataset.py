@@ -159,7 +159,8 @@ class Dataset:
         if groups is not None:
             n_groups = len(np.unique(groups))
             notes.append(f"groups: {n_groups:,} in {roles.group!r} ({_mean_count(len(df), n_groups)} samples each on average)")
-        notes.append(f"features: {len(feature_names)} numeric columns, {len(df)} samples")
+        d, n = len(feature_names), len(df)
+        notes.append(f"features: {d} numeric column{'s' * (d != 1)}, {n} sample{'s' * (n != 1)}")
         return cls(
             X=X, y=y, feature_names=feature_names, task=task_out, classes=class_list, groups=groups,
             batches=batches, ids=ids, target_names=list(roles.target), notes=notes, warnings=warn, roles=roles,
