@@ -433,3 +433,56 @@ def test_an_underfit_run_whose_weights_jump_is_told_to_lower_the_learning_rate_f
     assert "lower it (--lr)" in d.advice[0] and d.advice[1].startswith("Increase model capacity")
     plain = diagnose(r["train"], r["val"], baseline=r["baseline"])  # without it the curves do not show the jumps
     assert plain.advice[0].startswith("Increase model capacity")
+
+
+# `train wdbc.csv --folds 1 --hidden none --lr 1e-5 --epochs 30` (the benchmark's wdbc, 455 training rows; baseline
+# 0.6582): both losses fall in straight lines, 0.527 -> 0.512, every epoch kept to the last. Read "both curves level
+# off" with "Check the learning rate (--lr): a rate that is too high ..." after "Train longer first".
+LR_TOO_LOW_WDBC = dict(
+    train=[0.5272, 0.5267, 0.5261, 0.5256, 0.5251, 0.5245, 0.524, 0.5235, 0.523, 0.5224, 0.5219, 0.5214, 0.5208,
+           0.5203, 0.5198, 0.5193, 0.5187, 0.5182, 0.5177, 0.5172, 0.5167, 0.5161, 0.5156, 0.5151, 0.5146, 0.5141,
+           0.5136, 0.513, 0.5125, 0.512],
+    val=[0.5391, 0.5387, 0.5382, 0.5378, 0.5373, 0.5369, 0.5364, 0.536, 0.5355, 0.5351, 0.5347, 0.5342, 0.5338, 0.5334,
+         0.5329, 0.5325, 0.5321, 0.5316, 0.5312, 0.5307, 0.5303, 0.5299, 0.5295, 0.529, 0.5286, 0.5282, 0.5277, 0.5273,
+         0.5269, 0.5264],
+    baseline=0.6582,
+)
+# `train` of xor_table(seed=0) with --folds 1 --hidden 2 --epochs 30 --seed 2 (baseline 0.6929): an ordinary
+# underfit run, near no skill, its curves still creeping down at the epoch limit but far slower than at the start.
+LEVELS_OFF_XOR = dict(
+    train=[0.7465, 0.7493, 0.7229, 0.7229, 0.7147, 0.7029, 0.7, 0.7074, 0.7001, 0.6977, 0.6947, 0.6954, 0.6899, 0.6913,
+           0.6887, 0.6888, 0.6897, 0.6872, 0.6887, 0.6893, 0.6861, 0.685, 0.6844, 0.6843, 0.6822, 0.6846, 0.6812,
+           0.6795, 0.6828, 0.6794],
+    val=[0.7319, 0.7203, 0.7123, 0.7068, 0.7028, 0.6999, 0.6979, 0.6966, 0.6955, 0.6946, 0.6938, 0.6932, 0.6928, 0.6925,
+         0.6921, 0.6917, 0.6912, 0.6909, 0.6904, 0.6899, 0.6894, 0.6889, 0.6882, 0.6875, 0.6869, 0.6861, 0.6855, 0.6846,
+         0.684, 0.6837],
+    baseline=0.6929,
+)
+
+
+@pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "history-without-baseline"])
+def test_curves_still_falling_in_straight_lines_point_at_a_learning_rate_too_low(baseline):
+    from mlpcli.diagnosis import diagnose
+
+    r = LR_TOO_LOW_WDBC
+    d = diagnose(r["train"], r["val"], baseline=r["baseline"] if baseline else None, kept_epochs=[30], linear=True)
+    assert d.label == "underfit_capacity", d.summary
+    assert d.evidence["steady_fall"] is True and d.evidence["fall_ratio"] > 0.9  # as fast at the end as at the start
+    assert "still falling at a steady rate, not levelling off" in d.summary, d.summary
+    assert "level off (" not in d.summary and "stay flat" not in d.summary
+    assert d.advice[0].startswith("The learning rate is probably too low (or the run too short): raise --lr "
+                                  "(e.g. 10x) or train longer (--epochs)"), d.advice
+    assert not any("too high" in a for a in d.advice)
+    assert not any(a.startswith(("Train longer first", "Increase model capacity")) for a in d.advice)
+
+
+def test_an_underfit_run_that_levels_off_keeps_its_words():
+    from mlpcli.diagnosis import diagnose
+
+    r = LEVELS_OFF_XOR
+    d = diagnose(r["train"], r["val"], baseline=r["baseline"], kept_epochs=[30])
+    assert d.label == "underfit_capacity" and d.evidence["cause"] is None, d.summary
+    assert d.evidence["steady_fall"] is False and d.evidence["fall_ratio"] < 0.5
+    assert "both curves level off (falling slowly at the end: validation by" in d.summary, d.summary
+    assert d.advice[0].startswith("Train longer first (--epochs)") and d.advice[1].startswith("Increase model capacity")
+    assert any(a.startswith("Check the learning rate (--lr): a rate that is too high") for a in d.advice)

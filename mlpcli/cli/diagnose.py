@@ -39,7 +39,7 @@ _COMMON_EVIDENCE = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_
                     "member_spread", "score", "runner_up_score")
 _LABEL_EVIDENCE = {
     "underfit_capacity": ("train_level", "val_level", "train_distance_from_baseline", "val_distance_from_baseline",
-                          "cause", "train_slope_z", "val_slope_z", "gap_slope", "val_share"),
+                          "cause", "train_slope_z", "val_slope_z", "fall_ratio", "gap_slope", "val_share"),
     "underfit_stopped_early": ("train_slope_z", "val_slope_z", "train_level", "val_level"),
     "overfit": ("best_val", "divergence_epoch", "val_rise", "val_rise_z"),
     "good_fit": ("gap_trend", "train_level", "val_level", "val_rise"),
@@ -52,8 +52,8 @@ _LABEL_EVIDENCE = {
 _EVIDENCE_ORDER = ("n_epochs", "unstable_epoch", "train_rise", "first_infinite_epoch", "scale", "scale_source",
                    "train_final", "val_final", "best_val", "best_epoch", "best_tolerance", "divergence_epoch",
                    "train_level", "val_level", "train_slope", "train_slope_z",
-                   "val_slope", "val_slope_z", "gap_end", "gap_end_z", "gap_slope", "gap_trend", "val_share",
-                   "val_rise", "val_rise_z", "val_noise_rel", "noise_ratio", "member_spread", "below_fraction",
+                   "val_slope", "val_slope_z", "fall_ratio", "gap_end", "gap_end_z", "gap_slope", "gap_trend",
+                   "val_share", "val_rise", "val_rise_z", "val_noise_rel", "noise_ratio", "member_spread", "below_fraction",
                    "train_eval_final", "cause", "train_distance_from_baseline", "val_distance_from_baseline",
                    "score", "runner_up_score")
 

@@ -85,6 +85,10 @@ train_slope, val_slope (+ _z)
 gap_end, gap_slope (+ _z), gap_trend, val_share
     (val - train) / ``S`` at the end, its trend over the second half, "growing" / "stable" /
     "shrinking", and validation slope / training slope over the second half
+fall_ratio, steady_fall
+    slope over the last quarter / slope over the first half, the slower curve's (~1 a straight fall, ~0 levelled off),
+    and whether both curves still fall by ``STEADY_SLOPE`` out of the noise at ``STEADY_RATIO`` of that pace (not
+    levelling off: for ``underfit_capacity`` the learning rate is probably too low)
 val_noise, train_noise, val_noise_rel, noise_ratio, train_eval_noise
     noise s.d. / ``S``; validation noise / its level; relative noise of validation / of training; the inference-mode
     training loss's noise / ``S`` (None without it)

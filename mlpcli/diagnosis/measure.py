@@ -230,6 +230,11 @@ def measure_curves(c: Curves) -> dict:
     va_half = _trend(x[late], c.val[late], noise.val_sd)
     # share of the training improvement that reaches validation (1: same pace, 0: none)
     val_share = va_half.slope / tr_half.slope if tr_half.slope < 0 else 1.0
+    # pace at the end against the pace over the first half (Theil-Sen on the epochs' own values, robust already: the
+    # smoother's windows, cut on one side at the ends, flatten the end of a straight fall, 0.84 for a line's 0.97):
+    # ~1 for a curve still falling in a straight line (a rate far too low), ~0 for one that has levelled off
+    first = slice(0, max(MIN_POINTS, n // 2))
+    fall_ratio = min(_pace_ratio(x, c.train, first, last), _pace_ratio(x, c.val, first, last))
 
     i_min = int(np.argmin(val_s))
     # var of a running median of w points ~ (pi/2) sd^2/w (a smoothed value's s.e.)
@@ -279,7 +284,7 @@ def measure_curves(c: Curves) -> dict:
         "train_noise": noise.train_sd / S, "val_noise": noise.val_sd / S,
         "train_eval_noise": None if noise.train_eval_sd is None else noise.train_eval_sd / S,
         "val_noise_rel": noise.val_rel, "noise_ratio": noise.val_rel / noise.train_rel,
-        "val_share": val_share,
+        "val_share": val_share, "fall_ratio": fall_ratio,
         "val_half_slope": va_half.slope * per_run_unit, "val_half_z": va_half.z,
         "best_epoch": int(c.epochs[i_best]), "min_epoch": int(c.epochs[i_min]), "best_val": lowest, "best_tolerance": best_tol / S,
         # the lowest validation value of any epoch, unsmoothed: what early stopping keeps, and what "never beat no
@@ -293,6 +298,12 @@ def measure_curves(c: Curves) -> dict:
         "train_eval_end": _train_eval_end(c, last),
         "member_spread": spread,
     }
+
+
+def _pace_ratio(x: np.ndarray, y: np.ndarray, first: slice, last: slice) -> float:
+    """Theil-Sen slope of ``y`` over ``last`` / its slope over ``first`` (0 when the first part did not fall)."""
+    early = _theil_sen(x[first], y[first])[0]
+    return _theil_sen(x[last], y[last])[0] / early if early < 0 else 0.0
 
 
 def _rise(after: np.ndarray, lowest: float, end: float, sd: float, smooth_var: float, m: int) -> tuple[float, float]:

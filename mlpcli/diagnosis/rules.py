@@ -78,6 +78,11 @@ NOT_LEARNING = 0.05  # underfit_capacity whose curves both end >= 5 % of S above
 STILL_IMPROVING_SLOPE = FALL_SLOPE / 2  # underfit_capacity whose validation still falls by >= 0.5 % of S per 10 % of
 #   the run (>= 5 % more if run as long again), by >= 3 s.e., lowest at the last epoch: stopped while learning
 #   (cause still_improving): train longer before judging capacity
+STEADY_RATIO, STEADY_SLOPE = 0.5, 0.001  # underfit_capacity whose curves both still fall at >= half their pace over
+#   the first half (``fall_ratio``; a straight line 1.0) and by >= 0.1 % of S per 10 % of the run at >= 3 s.e.: the
+#   curves have not started to level off, the rate is too low (wdbc, --hidden none --lr 1e-5, 30 epochs: 0.527 ->
+#   0.512, ratio 0.97, 0.19-0.23 % of S, read "level off" and "a rate that is too high"); curves that level off slow
+#   down far more (a 2-unit net on XOR stopped by --epochs 30: 0.08-0.21; flat curves: slopes within the noise)
 ERRATIC_TRAINING = 0.03  # a training curve wiggling by > 3 % of S from epoch to epoch: steps too large. The curve as
 #   trained averages the jumps over the epoch's minibatches (1.4 % at --lr 0.5 on 2,019 cells), the inference-mode one
 #   is a snapshot of the weights and shows them (4.7 % there; 0.0-1.2 % on the steady runs of the same tables)

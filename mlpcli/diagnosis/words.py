@@ -13,8 +13,8 @@ import numpy as np
 from .curves import SHORT_CURVE_EPOCHS, Curves
 from .measure import NOISE_SD_FLOOR, SLOPE_UNIT, Rise
 from .rules import (EARLY_BEST_EPOCH, ERRATIC_TRAINING, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING,
-                    RISE_LEVEL, RISE_Z, SLOPE_Z, SLOPE_Z_WIDTH, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE,
-                    VAL_SHARE_WIDTH, WEIGHTS_JUMP, WEIGHTS_JUMP_MIN)
+                    RISE_LEVEL, RISE_Z, SLOPE_Z, SLOPE_Z_WIDTH, STEADY_RATIO, STEADY_SLOPE, STILL_IMPROVING_SLOPE,
+                    TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH, WEIGHTS_JUMP, WEIGHTS_JUMP_MIN)
 
 # --- reporting ---------------------------------------------------------------------------------
 
@@ -112,6 +112,7 @@ def evidence_of(f: dict, c: Curves, label: str, scores: dict, runner_up, stochas
         "gap_end": f["gap_end"], "gap_end_z": f["gap_end_z"], "gap_slope": f["gap_slope"],
         "gap_slope_z": f["gap_z"] if train_known and val_known else None,
         "gap_trend": _gap_trend(f), "val_share": f["val_share"],
+        "fall_ratio": f["fall_ratio"], "steady_fall": _steady_fall(f),
         "val_noise": f["val_noise"], "val_noise_rel": f["val_noise_rel"],
         "train_noise": f["train_noise"], "noise_ratio": f["noise_ratio"],
         "train_eval_noise": f.get("train_eval_noise"),
@@ -148,6 +149,15 @@ def user_evidence(lv: dict) -> dict:
     if not lv["higher_is_better"]:
         return dict(lv)
     return {k: (0.0 - v if k in _SIGNED and v is not None else v) for k, v in lv.items()}  # 0.0 - 0.0 is not -0.0
+
+
+def _steady_fall(f: dict) -> bool:
+    """Both curves still fall at the end, out of the noise, by ``STEADY_SLOPE`` and at ``STEADY_RATIO`` of their pace
+    over the first half: they have not started to level off (a learning rate far too low). A curve without measurable
+    noise counts as out of it (wdbc's 0.527 -> 0.512 written to 4 digits: steps of 0.0005, no wiggle left)."""
+    return bool(f["fall_ratio"] >= STEADY_RATIO
+                and all(f[f"{k}_z"] <= -(SLOPE_Z + SLOPE_Z_WIDTH) and -f[f"{k}_slope"] >= STEADY_SLOPE
+                        for k in ("train", "val")))
 
 
 def _gap_trend(f: dict) -> str:
@@ -484,6 +494,17 @@ def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str
             "better normalisation or selection) before making the model larger.",
             "Regularise so that it does not memorise the noise (--l2, --weight-decay, --dropout, --augment-noise).",
         ]
+    if ev.get("steady_fall") and ev["cause"] in (None, "larger_model_tried") and not erratic:
+        # wdbc at --lr 1e-5: 0.527 -> 0.512 in a straight line over 30 epochs was told "a rate that is too high"
+        return [
+            "The learning rate is probably too low (or the run too short): raise --lr (e.g. 10x) or train longer "
+            f"(--epochs). Both curves were still {w.improving} at a steady rate at the end ({_pct(ev['fall_ratio'])} "
+            "of their pace over the first half, the slower curve's), not levelling off, so they are still far from "
+            "where this network could get.",
+            "Judge capacity once both curves have levelled off: if they stay near the no-skill level then, increase "
+            "it (--hidden, e.g. --hidden 256) or improve the features.",
+            regularisation,
+        ]
     if ev["cause"] == "larger_model_tried":
         return unknown + [
             f"More capacity was tried and did not do clearly better: {capacity_tried}. The features probably "
@@ -510,7 +531,8 @@ def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[
     per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
         advice = _capacity_advice(ev, w, capacity_tried)
-        if ev["cause"] != "still_improving" and kept and min(kept) >= ev["last_epoch"] and _flat_words(ev, w) != "are flat":
+        if (ev["cause"] != "still_improving" and not ev.get("steady_fall") and kept and min(kept) >= ev["last_epoch"]
+                and _flat_words(ev, w) != "are flat"):
             # every network kept its last epoch and a curve still moves: the epoch limit, not the curves, ended the run
             advice.insert(0, f"Train longer first (--epochs): every network kept its last epoch's weights "
                              f"({ev['last_epoch']}) and the curves were still {w.improving}, slowly; see whether they "
@@ -669,6 +691,14 @@ def _shape_sentence(label: str, ev: dict, w: Words) -> str:
             return (f"{title}: both curves stay near {near} (training {tf}, validation {vf}), yet training "
                     f"was still {w.improving} while validation had settled and the gap widened: the network fits more "
                     "than carries over, so the features or the labels, not capacity, limit it")
+        if ev.get("steady_fall") and ev["cause"] in (None, "larger_model_tried"):
+            where = (f"training {tf}: {_from_no_skill(d_tr)}; validation {vf}: {_from_no_skill(d_va)}" if d_tr is not None
+                     else f"training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of "
+                          "their starting level")
+            return (f"{title}: both curves are still {w.improving} at a steady rate, not levelling off (training by "
+                    f"{_pct(-ev['train_slope'])}, validation by {_pct(-ev['val_slope'])} of the scale {per} at the end, "
+                    f"{_pct(ev['fall_ratio'])} of their pace over the first half), at a {w.poor} {n} ({where}): the "
+                    "learning rate is probably too low, or the run too short, to judge capacity")
         if d_tr is None:
             return (f"{title}: both curves stay flat near their starting level, taken as no skill without a baseline "
                     f"(training {tf}, validation {vf}: {_pct(ev['train_level'])} and {_pct(ev['val_level'])} of it)")
@@ -806,6 +836,11 @@ def evidence_meanings(higher_is_better: bool = False) -> dict[str, str]:
         "gap_slope": "gap slope per 10 % of the run / S (second half; the gap's sign as above)",
         "gap_trend": "how the gap moves over the second half (growing: validation falls further behind)",
         "val_share": "validation's share of the training improvement (second half)",
+        "fall_ratio": ("pace at the end / pace over the first half (slope over the last quarter / over the first half, "
+                       "the slower curve's): ~1 still falling in a straight line, ~0 levelled off"),
+        "steady_fall": (f"both curves still {w.improving} at the end, out of the noise, by >= {_pct(STEADY_SLOPE)} of "
+                        f"the scale per 10 % of the run and at >= {_pct(STEADY_RATIO)} of their first-half pace: not "
+                        "levelling off (a learning rate too low)"),
         "val_rise": (f"how far validation {w.worsened} after its {w.best} value / S (> 0 worse): the larger of the "
                      "change at the end and the median change since"),
         "val_rise_z": "that change in standard errors",
