@@ -376,7 +376,7 @@ def test_a_closed_standard_input_as_the_model_is_named_as_closed(files, monkeypa
 
     monkeypatch.setattr(entry, "CLOSED_STREAMS", {"stdin"})
     res = run([a.format(d=files) for a in args])
-    assert_clean_error(res, "model - is standard input, which is closed (the command started without one, as `<&-` "
+    assert_clean_error(res, "model -: standard input is closed (the command started without one, as `<&-` "
                        "leaves it)")
     assert "empty" not in res.output
 

@@ -114,8 +114,9 @@ def binary_stdin():
     gives its stdin a ``buffer`` too. A standard input the command started with closed (``<&-``, as a batch
     script may leave it; ``_entry`` reopened it on /dev/null) is a DataError saying so, not "is empty"."""
     if "stdin" in CLOSED_STREAMS:
-        raise DataError("DATA -: standard input is closed (the command started without one, as `<&-` leaves it); "
-                        "pipe a table into it, or give DATA a file")
+        from ..data.sources import closed_stdin
+
+        raise DataError(f"DATA -: {closed_stdin(into='it')}")
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 

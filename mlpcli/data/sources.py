@@ -207,6 +207,13 @@ _FOREIGN_FORMATS = {
 STDIN_TABLE = "a CSV or TSV table"
 
 
+def closed_stdin(what: str = STDIN_TABLE, into: str = "'-'") -> str:
+    """The one message for a standard input the command started without (``<&-``, as a batch script may leave it;
+    ``_entry`` reopens it on /dev/null, where it read as "empty"): ``what`` to pipe ``into`` it instead."""
+    return (f"standard input is closed (the command started without one, as `<&-` leaves it); pipe {what} into "
+            f"{into}, or give a file name instead")
+
+
 def stdin_bytes(stdin, name: str = "standard input", what: str = STDIN_TABLE) -> bytes:
     """Everything on a stream read once (standard input, or a named pipe ``name``), decompressed when gzip,
     bzip2 or xz (``stream_compression``); ``what``: what the command reads there, for the messages ("a model file
@@ -218,8 +225,7 @@ def stdin_bytes(stdin, name: str = "standard input", what: str = STDIN_TABLE) ->
         from .._entry import CLOSED_STREAMS
 
         if "stdin" in CLOSED_STREAMS:
-            raise DataError("standard input is closed (the command started without one, as `<&-` leaves it); pipe "
-                            f"{what} into '-', or give a file name instead")
+            raise DataError(closed_stdin(what))
     stream = stdin if stdin is not None else sys.stdin.buffer
     not_a_terminal(stream, name, what)
     data = stream.read()

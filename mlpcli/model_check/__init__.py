@@ -76,8 +76,9 @@ def read(path: str | os.PathLike) -> CheckedModel:
         from .._entry import CLOSED_STREAMS
 
         if "stdin" in CLOSED_STREAMS:  # reopened on /dev/null by _entry: read, it was "empty (0 bytes; ...)"
-            raise ModelFileError("model - is standard input, which is closed (the command started without one, as "
-                                 "`<&-` leaves it): pipe a model file into it or give its path")
+            from ..data.sources import closed_stdin
+
+            raise ModelFileError(f"model -: {closed_stdin('a model file', 'it')}")
         if os.isatty(0):
             raise ModelFileError("model - is standard input, which is a terminal: pipe a model file into it (zcat "
                                  "m.mlp.gz | mlpcli predict - DATA) or give its path")
