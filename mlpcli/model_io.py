@@ -459,7 +459,7 @@ def to_bytes(model: Model, path: str | os.PathLike = "the model file") -> bytes:
         entry = {"architecture": m.network.config(), "target_scaling": m.target_scaling,
                  "shares_preprocessing": m.preprocessor is model.preprocessor}
         if not entry["shares_preprocessing"]:
-            member_meta, member_arrays = m.preprocessor.state()
+            member_meta, member_arrays = m.preprocessor.state(checks=False)  # (the checks read the model's own)
             entry["preprocessing"] = member_meta
             arrays.update({f"{prefix}{_PRE}{k}": np.asarray(v) for k, v in member_arrays.items()})
         members.append(entry)

@@ -117,3 +117,20 @@ def test_a_kurtosis_below_one_is_refused_on_load(trained, tmp_path):
     bad = rewrite_model(d / "m.mlp", tmp_path / "bad.mlp", lambda m: None, lower)
     res = run(["info", bad])
     assert res.exit_code == 1 and "train_kurtosis" in res.output
+
+
+def test_only_the_models_own_preprocessing_keeps_the_checks_statistics(tmp_path):
+    """The shift and far-value checks read the model's own preprocessing: five members' copies of the kurtosis and the
+    reach were 15 % of the sample data's model file."""
+    from model_files import model_parts
+
+    _population(200, 7).to_csv(tmp_path / "t.csv", index=False)
+    path = tmp_path / "m.mlp"
+    res = run(["train", str(tmp_path / "t.csv"), "--no-group", "--folds", "2", "--hidden", "none", "--epochs", "2",
+               "--no-log1p", "-q", "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    _, arrays = model_parts(path)
+    kept = sorted(k for k in arrays if "kurtosis" in k or "reach" in k)
+    assert kept == ["preprocessor/train_kurtosis", "preprocessor/train_reach_high", "preprocessor/train_reach_low"]
+    model = model_io.load(path)
+    assert model.preprocessor.train_kurtosis_ is not None and model.is_ensemble
