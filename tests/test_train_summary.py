@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpcli import data, pipeline
+from mlpcli import data, pipeline, rough_metrics
 from mlpcli.config import TrainOptions
 from cli_helpers import run
 from tables import make_table
@@ -41,7 +41,7 @@ def _write(tmp_path, frame: pd.DataFrame, name: str = "t.csv") -> str:
 ], ids=["rare-class-of-2", "twelve-samples-3-classes", "imbalanced-1-to-50", "eighty-balanced", "regression-12",
         "regression-40"])
 def test_the_caveat_says_how_far_one_sample_moves_the_balanced_accuracy(task, y, classes, words):
-    caveat = pipeline.held_out_caveat(task, np.array(y), classes)
+    caveat = rough_metrics.held_out_caveat(task, np.array(y), classes)
     if words is None:
         assert caveat is None
     else:
@@ -53,17 +53,17 @@ def test_the_caveat_counts_patients_whose_samples_go_together():
     together, move the balanced accuracy of 9 types by about 0.06."""
     y = np.repeat(np.arange(9), [120] * 8 + [15])
     groups = np.concatenate([np.arange(960) // 4, 1000 + np.arange(15) // 8])  # the last class: 2 donors (8 + 7)
-    caveat = pipeline.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)], groups)
+    caveat = rough_metrics.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)], groups)
     assert caveat == (f"one patient of class 't8' (2 patients, 15 samples held out) more or less right moves the "
                       f"balanced accuracy by {8 / 15 / 9:.3f}")
-    assert pipeline.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)]) is None  # by samples: 1 / 135
+    assert rough_metrics.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)]) is None  # by samples: 1 / 135
     many = np.arange(len(y))  # a patient per sample: the samples' own figure
-    assert pipeline.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)], many) is None
+    assert rough_metrics.held_out_caveat("multiclass", y, [f"t{i}" for i in range(9)], many) is None
 
 
 def test_multilabel_caveat_names_the_rarer_side_of_a_label():
     Y = np.array([[1, 0]] * 3 + [[0, 1]] * 37)  # label a: 3 positives of 40
-    caveat = pipeline.held_out_caveat("multilabel", Y, ["a", "b"])
+    caveat = rough_metrics.held_out_caveat("multilabel", Y, ["a", "b"])
     assert caveat is not None and "one positive sample of label 'a' (3 held out)" in caveat
     assert f"{1 / (2 * 2 * 3):.3f}" in caveat
 

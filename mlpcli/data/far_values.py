@@ -11,7 +11,7 @@ import numpy as np
 from ..centred_rows import is_sparse
 from .preprocess import FAR_FACTOR, FAR_LOG_SCALES, FAR_RANGE, FAR_SCALES
 
-__all__ = ["far_words", "far_training_values"]
+__all__ = ["FAR_RANGE", "far_cells", "far_training_values", "far_words"]
 
 
 def far_words(log1p: bool, reach: bool = False) -> str:

@@ -18,6 +18,7 @@ from ..decision import threshold_field
 from ..errors import ConfigError, OptionError
 from ..fileio import file_sha256
 from ..model_io import Model, require_model
+from ..rough_metrics import held_out_caveat
 from ..text import quoted
 from .bootstrap import BOOTSTRAP_FEW_UNITS, BOOTSTRAP_MIN, Units, bootstrap_metrics, bootstrap_workers, percentile_ci
 from .columns import RoleFlags
@@ -115,7 +116,7 @@ class EvaluationResult:
     # class): {name: [{"n", "mean_predicted", "observed", "observed_ci"}]} (``metrics.calibration_curve``); None for
     # regression
     calibration_curve: dict | None = None
-    # why the metrics are rough (``pipeline.held_out_caveat``: few samples, or few of one class), as train's
+    # why the metrics are rough (``rough_metrics.held_out_caveat``: few samples, or few of one class), as train's
     # ``metrics_caveat``; None when not
     metrics_caveat: str | None = None
 
@@ -373,7 +374,6 @@ def evaluate(model: Model, source, *, threshold: float | None = None, by: str | 
                                                               mix, training_threshold, training_rule),
                               novel=novel_doc)
     result.calibration_curve = _calibration_curves(task, y, proba, classes)
-    from ..pipeline import held_out_caveat  # (the training pipeline: imported when a table is scored)
 
     # few samples of a class (few patients, few rows of a regression): the metrics are rough, as train says of its
     # held-out ones; 6 samples of a class gave its recall and AUC without a word
