@@ -100,7 +100,10 @@ val_rise, val_rise_z, divergence_epoch
     minimum when the label is ``overfit`` (the notes' divergence point), else None
 below_fraction, train_eval_final, cause
     share of epochs with validation below training; inference-mode training loss at the end;
-    for ``validation_below_train`` the likely cause; for ``underfit_capacity`` "not_learning" (both curves end
+    for ``validation_below_train`` the likely cause; for ``underfit_capacity`` "no_signal" (training ended
+    ``NO_SIGNAL_GAIN`` below the baseline and ``NO_SIGNAL_GAP`` below validation, which never came ``NO_SIGNAL_GAIN``
+    below it: no learnable signal, the summary leads with it and the advice names the target, not capacity; with
+    ``capacity_tried`` "larger_model_tried" instead), "not_learning" (both curves end
     ``NOT_LEARNING`` worse than the baseline), "still_improving" (validation still clearly falling, lowest at the
     last epoch: a short run stopped while learning), "training_only_gains" (training still falling while
     validation settled and the gap widens: capacity to spare, the features or labels limit it),
@@ -234,7 +237,7 @@ def diagnose(
     advice = advice_for(label, lv, stochastic_regularisation, words, kept or None, capacity_tried, validation_table,
                      grouped_by)
     if full_batch:
-        advice = full_batch_advice(label, advice, linear)
+        advice = full_batch_advice(label, advice, linear, lv["cause"])
     if linear:
         advice = linear_advice(advice)
     tied = runner_up is not None and scores[runner_up] == scores[label]

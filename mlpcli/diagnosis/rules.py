@@ -75,6 +75,16 @@ NOT_LEARNING = 0.05  # underfit_capacity whose curves both end >= 5 % of S above
 #   prediction, which any network reaches through its output bias alone, does better, so the network has not
 #   learned (a learning rate too low to move it, too few epochs, regularisation pinning the weights): the
 #   optimisation is the remedy before capacity. Within 5 % a curve flat at the baseline is the notes' capacity case
+NO_SIGNAL_GAIN = 0.02  # underfit_capacity whose validation never came 2 % of S below the no-skill loss, even at its
+#   best epoch (unsmoothed), while training ended >= 2 % of S below it ...
+NO_SIGNAL_GAP = GAP_LARGE / 2  # ... and >= 5 % of S below validation, out of the noise (GAP_NOISE_Z, MEMBER_GAP_Z):
+#   the network fitted its training rows and none of it carried over, so there is no learnable signal (cause
+#   no_signal) and more capacity would memorise more. Read from levels, not slopes: random labels on the sample data
+#   (ensembles of hidden 128: training 18-19 % of S below the no-skill loss, validation 4-6 % above it, gap 24-25 %
+#   at 15.7 s.e.) ended with training's slope at -1.6 and -2.9 s.e., short of training_only_gains' cut-off, and were
+#   told to increase capacity. A network short of capacity with a real signal keeps the gap small (a linear model on
+#   circles: 0.2 % of S; a 2-unit net on XOR: 0.4 %) or brings validation below the no-skill loss (30 % flipped
+#   labels: 6 %)
 STILL_IMPROVING_SLOPE = FALL_SLOPE / 2  # underfit_capacity whose validation still falls by >= 0.5 % of S per 10 % of
 #   the run (>= 5 % more if run as long again), by >= 3 s.e., lowest at the last epoch: stopped while learning
 #   (cause still_improving): train longer before judging capacity

@@ -12,9 +12,10 @@ import numpy as np
 
 from .curves import SHORT_CURVE_EPOCHS, Curves
 from .measure import NOISE_SD_FLOOR, SLOPE_UNIT, Rise
-from .rules import (EARLY_BEST_EPOCH, ERRATIC_TRAINING, FALL_SLOPE, GAP_GROW, GAP_LARGE, NOISY_REL, NOT_LEARNING,
-                    RISE_LEVEL, RISE_Z, SLOPE_Z, SLOPE_Z_WIDTH, STEADY_RATIO, STEADY_SLOPE, STILL_IMPROVING_SLOPE,
-                    TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH, WEIGHTS_JUMP, WEIGHTS_JUMP_MIN)
+from .rules import (EARLY_BEST_EPOCH, ERRATIC_TRAINING, FALL_SLOPE, GAP_GROW, GAP_LARGE, GAP_NOISE_Z, MEMBER_GAP_Z,
+                    NO_SIGNAL_GAIN, NO_SIGNAL_GAP, NOISY_REL, NOT_LEARNING, RISE_LEVEL, RISE_Z, SLOPE_Z, SLOPE_Z_WIDTH,
+                    STEADY_RATIO, STEADY_SLOPE, STILL_IMPROVING_SLOPE, TRAIN_EVAL_CLOSE, VAL_SHARE, VAL_SHARE_WIDTH,
+                    WEIGHTS_JUMP, WEIGHTS_JUMP_MIN)
 
 # --- reporting ---------------------------------------------------------------------------------
 
@@ -36,10 +37,32 @@ def _user_units(value: float, c: Curves) -> float:
     return value if c.ceiling is None else c.ceiling - value
 
 
+def _no_signal(f: dict, c: Curves) -> bool:
+    """Training ended ``NO_SIGNAL_GAIN`` below the baseline and ``NO_SIGNAL_GAP`` below validation (out of the noise)
+    while validation never came ``NO_SIGNAL_GAIN`` below the baseline, even at its best epoch unsmoothed (the value
+    the evidence's ``best_distance_from_baseline`` reports): the network fitted its training rows and none of it
+    carried over. Judged on levels: a run stopped early by patience has too few late epochs for its slopes to pass
+    the trend tests (random labels: training still falling at -1.6 s.e. where -3 counts)."""
+    if c.baseline is None:  # without the no-skill loss "never beat no skill" cannot be told
+        return False
+    best_gain = (c.baseline - min(f["best_val"], f["raw_best_val"])) / c.scale
+    train_gain = (c.baseline - f["train_end"]) / c.scale
+    gap_z = GAP_NOISE_Z if f["member_spread"] is None else MEMBER_GAP_Z
+    return (best_gain < NO_SIGNAL_GAIN <= train_gain and f["gap_end"] >= NO_SIGNAL_GAP
+            and f["gap_end_z"] >= gap_z)
+
+
 def _cause_capacity(f: dict, c: Curves, capacity_tried: str | None) -> str | None:
-    """Why the curves stay near no skill, when the run says more than the shape: 'not_learning' (both curves end
-    ``NOT_LEARNING`` above the baseline: worse than a constant prediction), 'larger_model_tried' (the run already
-    tried a larger network, ``capacity_tried``), else None (the notes' capacity case)."""
+    """Why the curves stay near no skill, when the run says more than the shape: 'no_signal' (training learned,
+    validation never beat the baseline: ``_no_signal``), 'still_improving', 'not_learning' (both curves end
+    ``NOT_LEARNING`` above the baseline: worse than a constant prediction), 'training_only_gains', 'larger_model_tried'
+    (the run already tried a larger network, ``capacity_tried``), else None (the notes' capacity case)."""
+    # first: a validation curve still falling towards the no-skill loss from above it (random labels on 7 tissues:
+    # 12 % of S above it at the last epoch, training 14 % below) is the output bias finding the class prior, not a
+    # run stopped while learning. A larger network the run tried and found no better says the same in its own
+    # numbers, which that advice quotes
+    if _no_signal(f, c):
+        return "larger_model_tried" if capacity_tried else "no_signal"
     # validation still clearly falling, lowest at the last epoch: a short run (--epochs 8 on a separable table)
     # stopped while learning, too early for the slope to reach "still falling" per 10 % of the run; more
     # capacity was the wrong advice there (the same 2-unit network reached balanced accuracy 1.0 in 200 epochs).
@@ -410,7 +433,7 @@ def linear_advice(advice: list[str]) -> list[str]:
     return out
 
 
-def full_batch_advice(label: str, advice: list[str], linear: bool = False) -> list[str]:
+def full_batch_advice(label: str, advice: list[str], linear: bool = False, cause: str | None = None) -> list[str]:
     """``advice`` for curves of L-BFGS iterations: the lines naming an option that optimizer refuses are left out,
     and what it does take leads (it trains to convergence and keeps the last iterate, so there is no earlier point
     to stop at: a penalty, a smaller network, or a minibatch optimizer that stops early)."""
@@ -422,6 +445,8 @@ def full_batch_advice(label: str, advice: list[str], linear: bool = False) -> li
         lead = ("L-BFGS trains to convergence and keeps its last iterate, not the best one: regularise it with a "
                 f"stronger --l2, {smaller}, or train with a minibatch optimizer that stops at the best epoch "
                 "(--optimizer adamw, the default).")
+    elif cause == "no_signal":  # no capacity lead: its advice says why more would only memorise more
+        return kept
     elif label in ("underfit_capacity", "underfit_stopped_early"):
         lead = ("L-BFGS: more capacity (--hidden), a weaker --l2, or more iterations (--epochs, its iteration "
                 "limit); it takes no learning rate.")
@@ -483,6 +508,21 @@ def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str
             "it (--hidden, e.g. --hidden 256) or improve the features.",
             regularisation,
         ]
+    if ev["cause"] == "no_signal":  # a baseline is known (``_no_signal``), so no ``unknown`` line
+        return [
+            f"More capacity will not help: the training {w.name} got "
+            f"{_from_no_skill(ev['train_distance_from_baseline'])}, but validation {_never_beat_words(ev, w)} "
+            f"(at its {w.best} {_from_no_skill(ev['best_distance_from_baseline'])}) and settled "
+            f"{_pct(ev['gap_end'])} of the scale {w.worse_side} training: nothing the network learned from its "
+            "training rows carries over to new samples, and a larger network would only memorise more of them.",
+            "Check the target first: that it is the right column and that its labels belong to these rows (labels "
+            "shuffled, or a sample sheet joined on the wrong id, look like this); then whether these features can "
+            "carry it at all. `mlpcli diagnose --learning-curve DATA` trains on growing shares of the rows and says "
+            "whether any size beats the no-skill level.",
+            "If the labels are right, the signal is too weak for this many samples: collect more samples or more "
+            "informative features, and regularise so that the model does not memorise the noise (--l2, "
+            "--weight-decay, --augment-noise auto).",
+        ]
     if ev["cause"] == "training_only_gains":
         return unknown + [
             f"More capacity is not what is missing: the training {w.name} was still {w.improving} at the end while "
@@ -531,8 +571,8 @@ def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[
     per = "of the scale per 10 % of the run"
     if label == "underfit_capacity":
         advice = _capacity_advice(ev, w, capacity_tried)
-        if (ev["cause"] != "still_improving" and not ev.get("steady_fall") and kept and min(kept) >= ev["last_epoch"]
-                and _flat_words(ev, w) != "are flat"):
+        if (ev["cause"] not in ("still_improving", "no_signal") and not ev.get("steady_fall") and kept
+                and min(kept) >= ev["last_epoch"] and _flat_words(ev, w) != "are flat"):
             # every network kept its last epoch and a curve still moves: the epoch limit, not the curves, ended the run
             advice.insert(0, f"Train longer first (--epochs): every network kept its last epoch's weights "
                              f"({ev['last_epoch']}) and the curves were still {w.improving}, slowly; see whether they "
@@ -687,6 +727,9 @@ def _shape_sentence(label: str, ev: dict, w: Words) -> str:
             return (f"{title}: both curves are still near {near} (training {tf}, validation {vf}), but "
                     f"validation was still {w.improving} at the end and {w.best} at the last epoch: the run stopped "
                     "while learning, before capacity can be judged")
+        if ev["cause"] == "no_signal":
+            return (f"No learnable signal ({title.lower()} in shape): {_no_signal_clause(ev, w)}, so more capacity "
+                    "would only memorise more")
         if ev["cause"] == "training_only_gains":
             return (f"{title}: both curves stay near {near} (training {tf}, validation {vf}), yet training "
                     f"was still {w.improving} while validation had settled and the gap widened: the network fits more "
@@ -779,6 +822,9 @@ def summary_sentence(label: str, ev: dict, conditions: list[tuple[str, float]], 
         s += "; but " + _join(fails)
     else:
         s = _shape_sentence(label, ev, w)
+    lead = _no_signal_lead(ev, w)
+    if lead and not s.startswith("No learnable signal"):  # what the levels say holds whichever shape comes closest
+        s = f"No learnable signal: {lead}. {s}"
     if ev["short_curve"]:
         s += f" (short curve of {ev['n_epochs']} epochs: best-effort label)"
     return s + "."
@@ -786,6 +832,37 @@ def summary_sentence(label: str, ev: dict, conditions: list[tuple[str, float]], 
 
 SHARE_SHOWN = 0.0005  # a share printed as 0.0 % (one decimal of a percentage)
 MEMORISED_LEVEL = 0.02  # a training loss below 2 % of the scale at the end: the training rows are memorised
+
+
+def _no_signal_clause(ev: dict, w: Words) -> str:
+    """Cause no_signal in words (loss-orientation evidence with a baseline): training learned, validation never beat
+    the no-skill level, the gap between them."""
+    return (f"training got {_from_no_skill(ev['train_distance_from_baseline'])} ({_num(ev['train_final'])}) while "
+            f"validation {_never_beat_words(ev, w)} (at its {w.best} "
+            f"{_from_no_skill(ev['best_distance_from_baseline'])}; {_num(ev['val_final'])} at the end, "
+            f"{_pct(ev['gap_end'])} of the scale {w.worse_side} training): what the network fits in its training rows "
+            "does not carry over to new samples")
+
+
+def _no_signal_lead(ev: dict, w: Words) -> str | None:
+    """Why the summary leads with "No learnable signal", or None: cause no_signal (``_no_signal_clause``), or a
+    larger network the run tried that did no better (cause larger_model_tried) beside a validation curve that never
+    came ``NO_SIGNAL_GAIN`` below the no-skill level. Random labels on 2,019 cells: a linear model, flat at the no-skill
+    loss, and hidden 128 beside it at balanced accuracy 0.50 read "Underfit (capacity): both curves are flat"."""
+    if ev["cause"] == "no_signal":
+        return _no_signal_clause(ev, w)
+    best = ev.get("best_distance_from_baseline")
+    if ev["cause"] == "larger_model_tried" and best is not None and best < NO_SIGNAL_GAIN:
+        return (f"validation {_never_beat_words(ev, w)} (at its {w.best} {_from_no_skill(best)}) and the larger "
+                "network the run tried did no better")
+    return None
+
+
+def _never_beat_words(ev: dict, w: Words) -> str:
+    """"never beat the no-skill loss", or where its best epoch did by a little, "... by 2.0 % of the scale": a best
+    1.3 % of the way from no skill to perfect beside "never beat" read as a contradiction."""
+    best = ev["best_distance_from_baseline"]
+    return f"never beat the no-skill {w.name}" + (f" by {_pct(NO_SIGNAL_GAIN)} of the scale" if best > 0 else "")
 
 
 def _from_no_skill(distance: float) -> str:
