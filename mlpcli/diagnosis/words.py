@@ -149,6 +149,7 @@ def evidence_of(f: dict, c: Curves, label: str, scores: dict, runner_up, stochas
         else _user_units(f["train_eval_end"], c),
         "cause": (_cause_below(f, c, stochastic) if label == "validation_below_train" else
                   _cause_capacity(f, c, capacity_tried) if label == "underfit_capacity" else
+                  "no_signal" if label == "unrepresentative_train" and _no_signal(f, c) else
                   _cause_noisy(f) if label == "unrepresentative_validation_noisy" else None),
         "score": scores[label],
         "runner_up_score": None if runner_up is None else scores[runner_up],
@@ -509,20 +510,8 @@ def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str
             regularisation,
         ]
     if ev["cause"] == "no_signal":  # a baseline is known (``_no_signal``), so no ``unknown`` line
-        return [
-            f"More capacity will not help: the training {w.name} got "
-            f"{_from_no_skill(ev['train_distance_from_baseline'])}, but validation {_never_beat_words(ev, w)} "
-            f"(at its {w.best} {_from_no_skill(ev['best_distance_from_baseline'])}) and settled "
-            f"{_pct(ev['gap_end'])} of the scale {w.worse_side} training: nothing the network learned from its "
-            "training rows carries over to new samples, and a larger network would only memorise more of them.",
-            "Check the target first: that it is the right column and that its labels belong to these rows (labels "
-            "shuffled, or a sample sheet joined on the wrong id, look like this); then whether these features can "
-            "carry it at all. `mlpcli diagnose --learning-curve DATA` trains on growing shares of the rows and says "
-            "whether any size beats the no-skill level.",
-            "If the labels are right, the signal is too weak for this many samples: collect more samples or more "
-            "informative features, and regularise so that the model does not memorise the noise (--l2, "
-            "--weight-decay, --augment-noise auto).",
-        ]
+        return _no_signal_advice(ev, w, "More capacity will not help",
+                                 "a larger network would only memorise more of them")
     if ev["cause"] == "training_only_gains":
         return unknown + [
             f"More capacity is not what is missing: the training {w.name} was still {w.improving} at the end while "
@@ -559,6 +548,26 @@ def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str
     # erratic training: the notes' "learning rate too high" cause is the one the curves show, so it leads (--lr 0.5 on
     # 2,019 cells: training flat at 0.48 where the default rate reaches 0.26, advised "--hidden 256" first)
     return unknown + ([lr, *capacity, regularisation] if erratic else [*capacity, lr, regularisation])
+
+
+def _no_signal_advice(ev: dict, w: Words, lead: str, tail: str) -> list[str]:
+    """The advice for cause no_signal (``_no_signal``: a baseline is known): what the levels say, then the target
+    to check before anything else, then a weak signal's remedies. ``lead`` opens the first line ("More capacity will
+    not help"); ``tail`` closes it (why that remedy would not help)."""
+    return [
+        f"{lead}: the training {w.name} got "
+        f"{_from_no_skill(ev['train_distance_from_baseline'])}, but validation {_never_beat_words(ev, w)} "
+        f"(at its {w.best} {_from_no_skill(ev['best_distance_from_baseline'])}) and settled "
+        f"{_pct(ev['gap_end'])} of the scale {w.worse_side} training: nothing the network learned from its "
+        f"training rows carries over to new samples, and {tail}.",
+        "Check the target first: that it is the right column and that its labels belong to these rows (labels "
+        "shuffled, or a sample sheet joined on the wrong id, look like this); then whether these features can "
+        "carry it at all. `mlpcli diagnose --learning-curve DATA` trains on growing shares of the rows and says "
+        "whether any size beats the no-skill level.",
+        "If the labels are right, the signal is too weak for this many samples: collect more samples or more "
+        "informative features, and regularise so that the model does not memorise the noise (--l2, "
+        "--weight-decay, --augment-noise auto).",
+    ]
 
 
 def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[int] | None = None,
@@ -601,6 +610,12 @@ def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[
             f"scale {w.worse_side if ev['gap_end'] > 0 else w.better_side} training, gap {ev['gap_trend']}).",
             "A small, stable gap is expected; a gap of exactly zero is unlikely in practice.",
         ]
+    if label == "unrepresentative_train" and ev["cause"] == "no_signal" and not validation_table:
+        # random labels on 700 blood cells (10 types): training 51 % of the scale below the no-skill loss, validation
+        # settling 14 % above it, and the advice led with "Collect more training data"; the gap is not the training
+        # set's coverage when validation never learned anything (a separate validation table: that table first)
+        return _no_signal_advice(ev, w, "More data of the same kind is not the first thing to try",
+                                 "more rows would only give it more to memorise until the labels are checked")
     if label == "unrepresentative_train":
         more = [f"Collect more training data: validation settles {_pct(ev['gap_end'])} of the scale "
                 f"{w.worse_side} training and the gap {_gap_words(ev)}.",
