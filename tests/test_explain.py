@@ -401,7 +401,7 @@ def test_explain_ranks_a_multilabel_model_per_label(tmp_path):
                 "-q", "-o", str(model)]).exit_code == 0
     res = run(["explain", str(model), str(path), "-o", str(tmp_path / "g.csv"), "-q"])
     assert res.exit_code == 0, res.output
-    ranked = set(pd.read_csv(tmp_path / "g.csv")["class"])
+    ranked = set(pd.read_csv(tmp_path / "g.csv")["label"])  # a multi-label model's rankings are of labels
     assert ranked == {lab for lab in ("lab0", "lab1", "lab2") if df[lab].sum() > 0}
 
 

@@ -154,7 +154,7 @@ def test_the_command_ranks_each_label_and_writes_table_plot_and_json(models):
     res = run(["explain", paths["ensemble"], data, "--top", "3", "-o", str(out), "--plot", str(plot), "-q"])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
-    assert list(dict.fromkeys(table["class"])) == LABELS
+    assert list(dict.fromkeys(table["label"])) == LABELS and "class" not in table.columns
     assert plot.stat().st_size > 0
     n_any = int((df[LABELS].sum(axis=1) > 0).sum())
     assert f"{n_any} samples" in res.stdout  # each sample counted once, not once per label

@@ -75,7 +75,8 @@ def _training_rows_note(samples, method: str) -> list[str]:
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Write the ranking table (class, rank, feature, score, mean_abs, direction, fraction, "
-                   "member_overlap; a regression model's target in the class column): .csv, .tsv, .txt (optionally "
+                   "member_overlap; the first column is target for a regression model, label for a multi-label one): "
+                   ".csv, .tsv, .txt (optionally "
                    ".gz/.bz2/.xz) or .parquet. IG scores are in the units of --output (logit or probability; a "
                    "regression model's: mean |attribution| in the target's units), whatever log1p or scaling the "
                    "model applies; permutation's are the rise of the class's log loss (with --scoring "
@@ -227,9 +228,11 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                             f"--tol {gap['tol']:g} even with {gap['most_steps']} steps; {fix}")
     def write_ranking() -> None:
         if out is not None:
+            from ..explain import ranked_column
             from ..predict import write_table
 
-            write_table(result.table, out)
+            # the first column names what is ranked: a regression model's targets are no classes
+            write_table(result.table.rename(columns={"class": ranked_column(model.task)}), out)
 
     if plot_path is not None:
         from ..explain.plots import plot_explanation

@@ -13,9 +13,9 @@ from .attribution import (BASELINES, DEFAULT_STEPS, OUTPUTS, attribution_chunks,
                           input_gradients, integrated_gradients)
 from .labels import label_matrix
 from .permutation import SCORINGS, feature_rng, permutation_importance
-from .ranking import COLUMNS, METHODS, Explanation, check_rankable, explain, rank_features
+from .ranking import COLUMNS, METHODS, Explanation, check_rankable, explain, rank_features, ranked_column
 from .samples import Samples, load_samples
 
 __all__ = ["BASELINES", "COLUMNS", "DEFAULT_STEPS", "METHODS", "OUTPUTS", "SCORINGS", "Explanation", "Samples", "check_rankable",
            "attribution_chunks", "baseline_values", "completeness_gap", "explain", "label_matrix", "feature_rng", "input_gradients",
-           "integrated_gradients", "load_samples", "permutation_importance", "rank_features"]
+           "integrated_gradients", "load_samples", "permutation_importance", "rank_features", "ranked_column"]

@@ -42,11 +42,17 @@ from .attribution import (DEFAULT_STEPS, attribution_chunks, baseline_values, ch
 from .labels import label_indices, label_matrix, target_values
 from .permutation import DEFAULT_REPEATS, SCORINGS, permutation_drops, permutation_importance
 
-__all__ = ["COLUMNS", "METHODS", "Explanation", "check_rankable", "explain", "rank_features"]
+__all__ = ["COLUMNS", "METHODS", "Explanation", "check_rankable", "explain", "rank_features", "ranked_column"]
 
 
 COLUMNS = ["class", "rank", "feature", "score", "mean_abs", "direction", "fraction", "member_overlap"]
 METHODS = ("ig", "permutation")
+
+
+def ranked_column(task: str) -> str:
+    """What a ranking is of, as a ranking file's first column names it: "target" for a regression model, "label" for
+    a multi-label one, else "class" (the table itself calls that column ``COLUMNS[0]``, "class", for every task)."""
+    return {"regression": "target", "multilabel": "label"}.get(task, "class")
 DEFAULT_TOP = 20
 
 
