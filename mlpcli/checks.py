@@ -185,8 +185,49 @@ def _check_member(model: Model, member: Member, X_in: np.ndarray, y_in: np.ndarr
     if training:
         mode = ", ".join(filter(None, ["batch statistics" if net.batchnorm else "",
                                        "fixed dropout mask" if drops else ""]))
-        net.forward(X, training=True)  # draws the dropout mask the check then holds fixed
-        results.append(check_network(net, loss, X, y, training=True, eps=eps, tol=tol, atol=atol,
-                                     name=f"model ({label}training mode, {mode})", note="; ".join(notes),
+        # the rows were chosen off the kinks in inference mode; the dropout mask and the batch statistics move
+        # the pre-activations (and outputs) of training mode, so its rows are chosen again in that mode
+        kept, why_not = _off_training_kinks(net, loss, X, y)
+        if why_not:
+            results[0] = replace(results[0], note=f"{results[0].note}; training mode not checked: {why_not}")
+            return results
+        train_notes = [f"{_rows(len(kept))}, up to {max_entries} entr{'ies' if max_entries != 1 else 'y'} per "
+                       "array, float64 copy", *notes[1:]]
+        if len(kept) < len(idx):
+            train_notes.insert(1, f"{_rows(len(idx) - len(kept))} within {KINK_MARGIN:g} of a kink in training "
+                                  "mode left out")
+        results.append(check_network(net, loss, X[kept], y[kept], training=True, eps=eps, tol=tol, atol=atol,
+                                     name=f"model ({label}training mode, {mode})", note="; ".join(train_notes),
                                      max_entries=max_entries, seed=seed))
     return results
+
+
+TRAINING_REDRAWS = 10  # training-mode passes that may find rows at a kink (each leaves them out, then looks again)
+
+
+def _off_training_kinks(net: MLP, loss, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, str]:
+    """The rows of X (n, d) the training-mode check takes, those whose training-mode pass (a fresh dropout mask,
+    the batch statistics) stays KINK_MARGIN away from every kink, and ""; or the reason the mode cannot be
+    checked. Leaving rows out changes the batch statistics and draws another mask, so the rows left are looked
+    at again; the last pass's mask is the one the check holds fixed (``check_network`` reuses it)."""
+    keep = np.arange(X.shape[0])
+    least = BATCHNORM_MIN_ROWS if net.batchnorm else 1
+    saved = {k: v.copy() for k, v in net.buffers().items()}  # a training pass moves BatchNorm's running statistics
+    try:
+        for _ in range(TRAINING_REDRAWS):
+            out = net.forward(X[keep], training=True)  # draws the dropout mask the check then holds fixed
+            near = _row_kink_distance(net, loss, out, y[keep]) <= KINK_MARGIN
+            if not near.any():
+                return keep, ""
+            keep = keep[~near]
+            if keep.size < least:
+                break
+    finally:
+        for k, v in net.buffers().items():
+            v[...] = saved[k]
+    if keep.size < least:
+        return keep, (f"{_rows(X.shape[0] - keep.size)} of the {X.shape[0]} within {KINK_MARGIN:g} of a kink in "
+                      f"training mode, leaving {keep.size}" + (f" (BatchNorm needs {BATCHNORM_MIN_ROWS})"
+                                                               if net.batchnorm and keep.size else ""))
+    return keep, (f"rows still within {KINK_MARGIN:g} of a kink in training mode after {TRAINING_REDRAWS} passes "
+                  "(each leaving those of the last out)")
