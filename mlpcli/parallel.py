@@ -449,9 +449,66 @@ def _backend(plan: Plan, n_tasks: int) -> Iterator[None]:
     # each worker watches this process from its start (``_exit_with_parent``), not only once a task reaches it: the
     # parent killed outright while its workers were starting left them waiting for a task until loky's idle
     # timeout (300 s), and the resource trackers with them
-    with joblib.parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=plan.blas_threads,
-                                initializer=_exit_with_parent, initargs=(os.getpid(),)):
-        yield
+    created = _folders_joblib_may_create()
+    try:
+        with joblib.parallel_config(backend="loky", n_jobs=workers, inner_max_num_threads=plan.blas_threads,
+                                    initializer=_exit_with_parent, initargs=(os.getpid(),)):
+            yield
+    finally:  # also when a stop signal (raised as KeyboardInterrupt) or an error ends the run
+        _remove_empty_folders(created)
+
+
+# The folders of JOBLIB_TEMP_FOLDER that did not exist when a run started, deepest first: joblib creates them (its
+# os.makedirs of the folder it shares the arrays in) and removes only that folder, so `JOBLIB_TEMP_FOLDER=$TMPDIR/
+# joblib` left an empty joblib/ behind each run. Removed, when empty, after the run, and at exit (after joblib's own
+# exit handler, which removes its folder when the run could not: ``_remove_at_exit``).
+_CREATED_FOLDERS: list[str] = []
+
+
+def _folders_joblib_may_create() -> list[str]:
+    """The folders of JOBLIB_TEMP_FOLDER (as joblib reads it) that do not exist, deepest first."""
+    folder = os.environ.get("JOBLIB_TEMP_FOLDER")
+    if not folder:
+        return []
+    missing = []
+    path = os.path.abspath(os.path.expanduser(folder))
+    while not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    if missing:
+        _remove_at_exit()
+        _CREATED_FOLDERS.extend(f for f in missing if f not in _CREATED_FOLDERS)
+    return missing
+
+
+def _remove_empty_folders(folders: Sequence[str]) -> None:
+    """Remove each of ``folders`` (deepest first) that exists and is empty; one still in use (joblib's folder not
+    yet removed, another process's files in it) is left, and so its parents."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except FileNotFoundError:
+            pass
+        except OSError:  # not empty, or not ours to remove
+            continue
+        if folder in _CREATED_FOLDERS:
+            _CREATED_FOLDERS.remove(folder)
+
+
+_AT_EXIT: list[bool] = []
+
+
+def _remove_at_exit() -> None:
+    """Register, once and before joblib registers its own (exit handlers run last registered first), the removal
+    of the folders a run created that were still there when it ended."""
+    if not _AT_EXIT:
+        import atexit
+
+        atexit.register(lambda: _remove_empty_folders(sorted(_CREATED_FOLDERS, key=len, reverse=True)))
+        _AT_EXIT.append(True)
 
 
 def _run_on_dask(tasks: Sequence[tuple[Callable, tuple]], plan: Plan, shared: Sequence[Any],
