@@ -49,3 +49,25 @@ def test_decimal_points_forced_name_both_readings(tmp_path):
                             "--decimal", "dot", "-o", str(tmp_path / "m.mlp")]),
                        "with thousands separators or a decimal comma: write them without separators",
                        "pass --decimal comma (and --sep) if the commas are decimal marks")
+
+
+def test_a_parquet_text_column_of_comma_numbers_is_told_to_store_numbers_not_to_pass_decimal(tmp_path):
+    """A parquet file stores its columns typed: a text column of "1,5" was told to "pass --decimal comma (and
+    --sep)", options refused for parquet files. The advice is to store the numbers as numbers, and the one stray cell
+    of a column of numbers names the file too (its message had no file)."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"sample_id": [f"s{i}" for i in range(12)], "label": ["A", "B"] * 6,
+                          "g0": rng.normal(size=12), "g1": [f"{v:.2f}".replace(".", ",") for v in rng.normal(size=12)]})
+    frame.to_parquet(tmp_path / "t.parquet")
+    res = run(["train", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m.mlp")])
+    first = frame["g1"].iloc[0]
+    assert_clean_error(res, "t.parquet", "'g1'", f"decimal commas such as '{first}', stored as text",
+                       f"store the column as numbers ({first.replace(',', '.')})")
+    assert "--decimal" not in res.output and "--sep" not in res.output
+    frame["g1"] = [f"{v:.2f}" for v in rng.normal(size=12)]
+    frame.loc[4, "g1"] = "1,5"
+    frame.to_parquet(tmp_path / "t.parquet")
+    res = run(["train", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m.mlp")])
+    assert_clean_error(res, "t.parquet:", "'g1' holds the non-numeric value '1,5' at row 5",
+                       "stored as text, with a decimal comma: store it as the number 1.5")
+    assert "--decimal" not in res.output and not (tmp_path / "m.mlp").exists()

@@ -54,9 +54,23 @@ THOUSANDS_DECIMAL = re.compile(r"\s*[-+]?[1-9]\d{0,2}(,\d{3})+\.\d*\s*")
 THOUSANDS_DOT_NUMBER = re.compile(r"\s*[-+]?[1-9]\d{0,2}(\.\d{3})+\s*")
 
 
-def decimal_advice(value: Any, decimal: str) -> str:
-    """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark."""
+def decimal_advice(value: Any, decimal: str, text_table: bool = True) -> str:
+    """"; the table is read with decimal commas: write it '0,5'" for a cell written with the other mark.
+    ``text_table`` False: the cell is text stored in a file of typed columns (parquet) or a DataFrame, whose numbers
+    no reading option (--decimal, --sep) changes: the advice is to store it as a number."""
     text = str(value).strip()
+    if not text_table:
+        if THOUSANDS_NUMBER.fullmatch(text):
+            return (f"; it is stored as text: store it as a number, {text.replace(',', '')} if the comma separates "
+                    f"thousands, {text.replace(',', '.')} if it is a decimal mark")
+        other = text.replace(",", ".")
+        if other == text:
+            return ""
+        try:
+            float(other)
+        except ValueError:
+            return ""
+        return f"; it is stored as text, with a decimal comma: store it as the number {other}"
     if decimal == "." and THOUSANDS_NUMBER.fullmatch(text):  # 1,798: a thousands separator?
         return (f"; if the comma separates thousands, write it {text.replace(',', '')!r} (separators are not read); "
                 "if it is a decimal mark, pass --decimal comma and --sep")

@@ -28,6 +28,7 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
     naming the first such cell: its row (and sample id) and value, as the text reader parsed it."""
     frame = df[names]
     decimal = df.attrs.get(DECIMAL_ATTR, ".")
+    text_table = DECIMAL_ATTR in df.attrs  # read from text, where --decimal and --sep say how numbers are written
     # dtype first: fetching 60,000 columns one by one is slow, only object columns need a look inside
     bad = [n for n, t in zip(names, frame.dtypes) if not pd.api.types.is_numeric_dtype(t)
            and not _numbers_in_objects(frame[n], decimal)]
@@ -41,7 +42,7 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
             more = f" ({count} such cells in the column{f', and more in {quoted(stray, 3)}' if stray else ''})" \
                 if count > 1 or stray else ""
             raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
-                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal)}")
+                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal, text_table)}")
         ids = [n for n in text if frame[n].notna().all() and frame[n].is_unique] if id_column is None else []
         id_hint = (f"{ids[0]!r} holds a different value in every row, as sample ids do (the id column is "
                    f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
@@ -55,8 +56,8 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
                                for n, flag in named[:3])
         raise DataError(
             f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
-            f"{id_hint}{_decimal_comma_hint(frame[text[0]]) if decimal == '.' else ''}pass them to --drop, or use "
-            "--id/--batch/--group for their role"
+            f"{id_hint}{_decimal_comma_hint(frame[text[0]], text_table) if decimal == '.' else ''}pass them to "
+            "--drop, or use --id/--batch/--group for their role"
         )
     from .float32 import exact_dtypes
 
@@ -159,20 +160,31 @@ def warn_row_numbers(X: np.ndarray, names: list[str], ranges: tuple[np.ndarray, 
     return [names[j] for j in found]
 
 
-def _decimal_comma_hint(col: pd.Series) -> str:
-    """"they look like numbers with decimal commas ..." when the column's first value is written so."""
+def _decimal_comma_hint(col: pd.Series, text_table: bool = True) -> str:
+    """"they look like numbers with decimal commas ..." when the column's first value is written so. ``text_table``
+    False (a parquet file's text column, a DataFrame's): no reading option changes how it is read, so the advice is
+    to store the column as numbers."""
     from .dialect import COMMA_NUMBER
 
     values = col.dropna()
     first = str(values.iloc[0]) if len(values) else ""
+    plain = first.strip().replace(',', '')
     if THOUSANDS_DECIMAL.fullmatch(first):  # 8,000.0: thousands separators (8,000 alone could be either)
-        return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}: write them "
-                f"without ({first.strip().replace(',', '')!r}), or ")
+        return (f"{col.name!r} holds numbers written with thousands separators such as {first!r}"
+                + (f": write them without ({plain!r}), or " if text_table else
+                   f", stored as text: store the column as numbers ({plain}), or "))
     if THOUSANDS_NUMBER.fullmatch(first):  # 95,823: either
+        if not text_table:
+            return (f"{col.name!r} holds numbers such as {first!r}, with thousands separators or a decimal comma, "
+                    f"stored as text: store the column as numbers ({plain} if the commas separate thousands, "
+                    f"{first.strip().replace(',', '.')} if they are decimal marks), or ")
         return (f"{col.name!r} holds numbers such as {first!r}, with thousands separators or a decimal comma: write "
-                f"them without separators ({first.strip().replace(',', '')!r}), pass --decimal comma (and --sep) if "
+                f"them without separators ({plain!r}), pass --decimal comma (and --sep) if "
                 "the commas are decimal marks, or ")
     if COMMA_NUMBER.fullmatch(first):
+        if not text_table:
+            return (f"{col.name!r} holds numbers with decimal commas such as {first!r}, stored as text: store the "
+                    f"column as numbers ({first.strip().replace(',', '.')}), or ")
         return f"{col.name!r} holds numbers with decimal commas such as {first!r}: pass --decimal comma (and --sep), or "
     return ""
 

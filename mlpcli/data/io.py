@@ -62,6 +62,7 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
         if features_in_rows:
             return frame, notes
         frame, more = apply_header_rules(frame, src.name)
+        frame.attrs[SOURCE_ATTR] = src.name  # a cell that is not a number names the file, as a text table's does
         return frame, notes + more
     from . import geo
 

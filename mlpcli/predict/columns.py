@@ -491,7 +491,7 @@ def _raise_non_numeric(frame: pd.DataFrame, columns: Sequence[str], source: str,
         row, j, value, _ = found
         raise DataError(f"{source}: feature column {columns[j]!r} holds the non-numeric value {str(value)!r} at "
                         f"{row_label(first_row, row, ids)}; features must be numbers"
-                        f"{decimal_advice(value, decimal)}")
+                        f"{decimal_advice(value, decimal, DECIMAL_ATTR in frame.attrs)}")
 
 
 def present_values(plan: ColumnPlan, frame: pd.DataFrame, first_row: int, ids: np.ndarray | None) -> np.ndarray:
