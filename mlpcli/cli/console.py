@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table as _RichTable
 from rich.text import Text
 
@@ -46,14 +48,40 @@ class _StdoutConsole(Console):
         # Not a terminal (a pipe, a log): nothing to fit, so a table wider than the default width gets the
         # width it needs instead of columns squeezed to nothing (cv --leave-batch-out has 13); a COLUMNS the user
         # set is kept (wrapped cells, not a wider table)
-        if not self.is_terminal and columns_env() is None:
-            unbounded = self.options.update(max_width=10_000)
-            widest = max((self.measure(o, options=unbounded).maximum for o in objects if isinstance(o, Table)),
-                         default=0)
-            if widest > self.width:
-                self.width = widest
+        if not self.is_terminal:
+            if columns_env() is None:
+                unbounded = self.options.update(max_width=10_000)
+                widest = max((self.measure(o, options=unbounded).maximum for o in objects if isinstance(o, Table)),
+                             default=0)
+                if widest > self.width:
+                    self.width = widest
+            # and no line padded with spaces to that width: rich pads a table's title and caption to the table's
+            # width (train's summary title was followed by 430 spaces), trailing whitespace in a file or a pipe
+            objects = tuple(o if isinstance(o, (str, Text)) or not hasattr(o, "__rich_console__") else _Trimmed(o)
+                            for o in objects)
         with stdout_errors():
             super().print(*objects, **kwargs)
+
+
+class _Trimmed:
+    """A renderable (a table) drawn as it is, without the spaces that pad its lines to its width: rich pads a
+    table's title and caption to the table's width, which in a pipe or a file is trailing whitespace."""
+
+    def __init__(self, renderable) -> None:
+        self.renderable = renderable
+
+    def __rich_measure__(self, console: Console, options) -> Measurement:
+        return Measurement.get(console, options, self.renderable)
+
+    def __rich_console__(self, console: Console, options):
+        for line in console.render_lines(self.renderable, options, pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip(" "):
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(" "), last.style, last.control)
+            yield from line
+            yield Segment.line()
 
 
 @contextmanager
