@@ -204,6 +204,22 @@ def test_a_joblib_temp_folder_that_cannot_be_written_is_one_line_naming_it(tmp_p
     assert "--n-jobs 1" in lines[0] and "internal error" not in lines[0] and not out.exists()
 
 
+def test_a_joblib_temp_folder_a_parallel_run_creates_is_not_left_behind(tmp_path, monkeypatch):
+    """joblib creates a JOBLIB_TEMP_FOLDER that does not exist (os.makedirs of its sharing folder in it) and removed
+    only its own folder: `JOBLIB_TEMP_FOLDER=$TMPDIR/joblib` left an empty joblib/ (and any parent it made) after
+    every run of `cv --n-jobs 2` or parallel members. A folder that was there before stays."""
+    from mlpcli.parallel import Plan, run as run_tasks
+
+    big = np.ones(200_000)  # 1.6 MB: beyond joblib's threshold, shared through a file in its temporary folder
+    monkeypatch.setenv("JOBLIB_TEMP_FOLDER", str(tmp_path / "made" / "by_joblib"))
+    assert run_tasks([(np.sum, (big,)), (np.sum, (big,))], Plan(n_jobs=2)) == [200_000.0, 200_000.0]
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setenv("JOBLIB_TEMP_FOLDER", str(tmp_path / "kept"))
+    assert run_tasks([(np.sum, (big,)), (np.sum, (big,))], Plan(n_jobs=2)) == [200_000.0, 200_000.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and list((tmp_path / "kept").iterdir()) == []
+
+
 def test_recalibrate_refuses_every_name_of_standard_output(model_and_table, tmp_path):
     """-o - was refused, -o /dev/stdout wrote the model's zip and then the report (or --json's document) on
     standard output, exit 0."""
@@ -228,3 +244,25 @@ def test_out_of_memory_reading_a_model_is_not_called_a_damaged_file(model_and_ta
     res = run(["info", str(model)])
     assert_clean_error(res, "out of memory")
     assert "cannot be read" not in res.output
+
+
+def test_tables_in_a_pipe_have_no_trailing_spaces(monkeypatch):
+    """Not a terminal, a table is as wide as its widest row (each row on one line), and rich padded its title (and
+    caption) with spaces to that width: `mlpcli train ... | cat` gave "Training summary" and 430 spaces. The rows are
+    kept whole; the lines lose their trailing spaces."""
+    from mlpcli.cli.console import Table
+
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    table = Table(title="Training summary", title_justify="left", caption="a caption")
+    table.add_column("")
+    table.add_column("")
+    table.add_row("task", "multiclass")
+    table.add_row("labels", "a long sentence " * 20)
+    stdout_console().print(table)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Training summary" and lines[-1].strip() == "a caption", lines
+    assert all(line == line.rstrip() for line in lines), [line for line in lines if line != line.rstrip()]
+    assert sum("a long sentence" in line for line in lines) == 1  # the row on one line, as before
+    res = run(["gradcheck", "--only", "loss:ce"])  # a centred title, through the command
+    assert res.exit_code == 0 and all(line == line.rstrip() for line in res.stdout.splitlines()), res.stdout
