@@ -601,3 +601,17 @@ def test_a_table_named_without_its_compression_suffix_points_to_the_compressed_f
     assert_clean_error(run(["train", path, "-o", str(tmp_path / "m.mlp")]),
                        f"table file not found: {path} (did you mean {path}.gz?)")
     assert not (tmp_path / "m.mlp").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_table_without_the_default_label_column_is_told_to_name_its_own(tmp_path, command):
+    """`train cohort.csv` of a table without a `label` column said "--target column 'label' not found", naming an
+    option the user never typed; the default is said, and how to name the table's own label column."""
+    frame = make_table(n_patients=20, n_features=5).rename(columns={"label": "diagnosis"})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    res = run([command, str(tmp_path / "t.csv")])
+    assert_clean_error(res, "--target column 'label' not found (the default; name the table's label column with "
+                            "--target NAME)")
+    # a close name still gets its "did you mean"
+    frame.rename(columns={"diagnosis": "Label"}).to_csv(tmp_path / "t.csv", index=False)
+    assert_clean_error(run([command, str(tmp_path / "t.csv")]), "(did you mean 'Label'?)")

@@ -41,10 +41,15 @@ def listed_names(value: str | Iterable[str] | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str) -> DataError:
+def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str,
+                          default: bool = False) -> DataError:
+    """The one-line error for columns named to ``flag`` that the table lacks, with the likeliest reason: a close
+    name, a comma or spaces in a column's name, a space-separated header. ``default``: the name is the flag's default,
+    which the user may never have typed (``train`` of a table without a `label` column)."""
     noun = "column" if len(missing) == 1 else "columns"
     hint = difflib.get_close_matches(missing[0], columns, n=1)
-    did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+    did_you_mean = (f" (did you mean {hint[0]!r}?)" if hint else
+                    f" (the default; name the table's label column with {flag} NAME)" if default else "")
     # a column whose name holds a comma cannot be named: the comma separates names ('subtype, WHO 2016')
     comma = next((c for c in columns if "," in c and len(listed_names(c)) > 1 and set(listed_names(c)) <= set(missing)), None)
     if comma is not None:
@@ -100,6 +105,8 @@ def resolve_roles(
     if require_target:
         if not targets:
             raise ConfigError("--target is empty; name the label column (several comma-separated for multi-label)")
+        if targets == [DEFAULT_TARGET] and DEFAULT_TARGET not in present:
+            raise missing_columns_error(targets, columns, "--target", default=True)
         require_columns(targets, columns, "--target")
         notes.append(f"target: {', '.join(targets)}")
     else:
