@@ -415,7 +415,7 @@ def at_target(y: np.ndarray, p: np.ndarray, figure: str, target: float,
     outcomes y (n,) 0/1 with each row weighted by ``W`` (B, n) (None: once each, B = 1; a bootstrap's resamples):
     {"threshold", "called", "sensitivity", "specificity", "ppv", "npv"}, (B,) each. A specificity no threshold
     reaches short of calling nobody gives the threshold just above the highest risk. The candidates are the risks
-    themselves, ties called together."""
+    themselves (a resample's: those of the rows it holds, weight > 0), ties called together."""
     y = np.asarray(y).reshape(-1).astype(np.float64)
     p = np.asarray(p, dtype=np.float64).reshape(-1)
     W = np.ones((1, len(y))) if W is None else np.asarray(W, dtype=np.float64)
@@ -425,17 +425,23 @@ def at_target(y: np.ndarray, p: np.ndarray, figure: str, target: float,
     tp = np.cumsum(W * ys, axis=1)[:, last]  # (B, T), T candidate thresholds, high to low
     fp = np.cumsum(W * (1 - ys), axis=1)[:, last]
     events, others = (W * ys).sum(axis=1)[:, None], (W * (1 - ys)).sum(axis=1)[:, None]
+    # the candidates are the risks of the rows a resample holds: a tie group of rows of weight 0 (not drawn) is none,
+    # else "the lowest threshold keeping a specificity" fell to an undrawn row's risk below the drawn one that calls
+    # the same rows (the figures alike, the threshold and its interval too low)
+    held_through = np.cumsum(W > 0, axis=1)[:, last]
+    held = np.diff(held_through, axis=1, prepend=0) > 0  # (B, T)
     with np.errstate(invalid="ignore", divide="ignore"):
         sens, spec = tp / events, 1.0 - fp / others
     if figure == "sensitivity":  # the first (highest) threshold reaching it; sensitivity rises as t falls
-        idx = np.argmax(sens >= target - 1e-12, axis=1)
+        idx = np.argmax((sens >= target - 1e-12) & held, axis=1)
         none = np.zeros(len(W), dtype=bool)
     else:  # the last (lowest) threshold keeping it; specificity falls as t falls
-        ok = spec >= target - 1e-12
+        ok = (spec >= target - 1e-12) & held
         idx = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
         none = ~ok.any(axis=1)  # not even the highest risk alone: call nobody
     rows = np.arange(len(W))
-    t = np.where(none, np.nextafter(ps[0], np.inf), ps[last][idx])
+    top = ps[last][np.argmax(held, axis=1)]  # the highest risk a resample holds
+    t = np.where(none, np.nextafter(top, np.inf), ps[last][idx])
     tp_, fp_ = np.where(none, 0.0, tp[rows, idx]), np.where(none, 0.0, fp[rows, idx])
     ev, ot = events[:, 0], others[:, 0]
     fn, tn = ev - tp_, ot - fp_

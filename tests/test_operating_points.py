@@ -137,6 +137,29 @@ def test_a_target_finds_the_threshold_that_first_reaches_it():
     assert both["threshold"][1] == metrics.at_target(y[rows], p[rows], "sensitivity", 0.9)["threshold"][0]
 
 
+def test_a_resample_chooses_a_targets_threshold_among_the_risks_it_holds():
+    # rows a resample did not draw (weight 0) are no candidates: the lowest threshold keeping specificity 1 among the
+    # drawn risks 0.1, 0.2 (negatives) and 0.9 (positive) is 0.9, not the undrawn 0.3 below it (the same calls, but
+    # a threshold, and an interval of it, too low)
+    y, p = np.array([0, 0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4, 0.9])
+    W = np.array([[1.0, 1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0, 0.0]])
+    for figure, level in (("specificity", 1.0), ("specificity", 0.5), ("sensitivity", 0.5)):
+        got = metrics.at_target(y, p, figure, level, W)
+        for b, w in enumerate(W):
+            alone = metrics.at_target(y[w > 0], p[w > 0], figure, level)
+            np.testing.assert_equal(got["threshold"][b], alone["threshold"][0], err_msg=f"{figure} {level} {b}")
+    # (the second resample holds no positive: no sensitivity to reach, NaN both ways)
+    # nobody reaches it: just above the highest risk the resample holds (0.3), not the table's (0.9)
+    assert metrics.at_target(y, p, "specificity", 1.0, W)["threshold"][1] == np.nextafter(0.3, 1.0)
+    rng = np.random.default_rng(5)
+    y = (rng.random(300) < 0.4).astype(int)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 300), 0, 1)
+    W = rng.integers(0, 3, size=(20, 300)).astype(float)
+    got = metrics.at_target(y, p, "specificity", 0.9, W)["threshold"]
+    rows = [np.repeat(np.arange(300), w.astype(int)) for w in W]
+    np.testing.assert_array_equal(got, [metrics.at_target(y[r], p[r], "specificity", 0.9)["threshold"][0] for r in rows])
+
+
 def test_evaluate_reports_targets_beside_thresholds(risk_model, tmp_path):
     _cohort(700, 2).to_csv(tmp_path / "new.csv", index=False)
     res = run(["evaluate", risk_model, str(tmp_path / "new.csv"), "--id", "pid", "--operating-points",
