@@ -19,6 +19,22 @@ def assert_clean_error(result, *needles, code=1):
         assert needle in result.output, (needle, result.output)
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one row of a rich table as a command prints it, stripped: framed (a terminal: "│ a │ b │") or
+    not (a pipe or a file, where the outer frame is left out: " a │ b")."""
+    cells = line.split("│")
+    if line.strip().startswith("│"):
+        cells = cells[1:]
+    if line.strip().endswith("│"):
+        cells = cells[:-1]
+    return [c.strip() for c in cells]
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """{first cell: second cell} of every table row in ``text`` with at least two cells (a summary's rows)."""
+    return {cells[0]: cells[1] for cells in map(table_cells, text.splitlines()) if len(cells) >= 2}
+
+
 def write_tenx(directory, genes, cells: int = 6) -> None:
     """A 10x Genomics directory (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz) of random counts: ``genes`` as
     Gene Expression features, barcodes AAAC0-1, AAAC1-1, ... (``cells`` of them)."""

@@ -25,7 +25,7 @@ from mlpcli.model_selection import cross_validation as cv
 from mlpcli.model_selection.cross_validation import mean_sd
 from mlpcli.model_selection.crossfit import fit_model
 from mlpcli.model_selection.held_out import prediction_columns
-from cli_helpers import assert_clean_error, run
+from cli_helpers import assert_clean_error, run, table_cells
 from tables import _table, make_table
 
 
@@ -239,13 +239,13 @@ def test_ood_mean_is_not_a_rate_when_no_fold_can_flag(tmp_path):
     path = _write(tmp_path, n_patients=15, per_patient=2, seed=1)
     res = run(["cv", path, "--leave-batch-out", "--no-baseline", *FAST])
     assert res.exit_code == 0, res.output
-    rows = [line for line in res.output.splitlines() if line.startswith("│")]
-    folds = [r for r in rows if r.split("│")[1].strip() not in ("mean", "SD")]
-    assert folds and all(r.split("│")[-2].strip() == "n/a" for r in folds), res.output
-    summary = [r for r in rows if r.split("│")[1].strip() in ("mean", "SD")]
+    rows = [table_cells(line) for line in res.output.splitlines() if "│" in line]
+    folds = [r for r in rows if r[0] not in ("mean", "SD")]
+    assert folds and all(r[-1] == "n/a" for r in folds), res.output
+    summary = [r for r in rows if r[0] in ("mean", "SD")]
     assert len(summary) == 2
     for r in summary:
-        assert r.split("│")[-2].strip() != "0.000", res.output
+        assert r[-1] != "0.000", res.output
     # the coverage column counts each patient once, and its legend now says so
     assert "cov@0.9 per patient" in res.output
     assert "cov@ per patient: share of held-out samples whose prediction set holds the true class, each patient " \
@@ -332,10 +332,9 @@ def test_a_held_out_batch_of_one_sample_per_patient_shows_its_coverage(tmp_path)
     res = run(["cv", str(path), "--leave-batch-out", "--no-baseline", *FAST])
     assert res.exit_code == 0, res.output
     assert "cov@0.9 per patient" in res.output
-    row = next(line for line in res.output.splitlines() if line.startswith("│") and line.split("│")[1].strip() == "B9")
-    cells = [c.strip() for c in row.split("│")[1:-1]]
+    cells = next(c for c in map(table_cells, res.output.splitlines()) if c[0] == "B9")
     coverage = cells[-3]  # cov, set size, OOD
-    assert coverage in ("0.000", "1.000"), row
+    assert coverage in ("0.000", "1.000"), cells
 
 
 def test_cv_sd_row_is_printed_to_its_means_decimals(tmp_path):
@@ -346,8 +345,7 @@ def test_cv_sd_row_is_printed_to_its_means_decimals(tmp_path):
     df.to_csv(tmp_path / "r.csv", index=False)
     res = run(["cv", str(tmp_path / "r.csv"), "--target", "y", "--folds", "3", "--epochs", "3", "--no-group"])
     assert res.exit_code == 0, res.output
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in res.stdout.splitlines() if line.startswith("│") and line.split("│")[1].strip() in ("mean", "SD")}
+    rows = {c[0]: c[1:] for c in map(table_cells, res.stdout.splitlines()) if c[0] in ("mean", "SD")}
     pairs = [(m, s) for m, s in zip(rows["mean"], rows["SD"]) if "." in m and "." in s and "e" not in m + s]
     assert pairs
     for mean, sd in pairs:

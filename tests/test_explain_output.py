@@ -66,8 +66,8 @@ def test_info_features_in_a_pipe_are_folded_not_every_row_padded(wide_model):
     widths = [len(line) for line in res.stdout.splitlines()]
     assert max(widths) < 400, max(widths)
     assert "f399" in res.stdout and "f00," in res.stdout  # every name still listed
-    plain = run(["info", wide_model]).stdout  # without --features each row stays on one line
-    assert max(len(line) for line in res.stdout.splitlines()) == max(len(line) for line in plain.splitlines())
+    plain = run(["info", wide_model]).stdout  # without --features each row stays on one line: as wide as that
+    assert max(widths) <= max(len(line) for line in plain.splitlines()) + 10
 
 
 def test_info_in_a_pipe_honours_columns(wide_model):

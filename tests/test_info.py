@@ -11,7 +11,7 @@ import pytest
 
 from mlpcli import model_io
 from mlpcli.model_summary import describe
-from cli_helpers import assert_clean_error, run
+from cli_helpers import assert_clean_error, run, table_rows
 from tables import write_table
 
 FAST = ["--epochs", "4", "--folds", "2", "--seed", "0", "-q"]
@@ -106,8 +106,8 @@ def test_info_shows_a_regression_portfolio_as_the_rmse_train_showed(tmp_path):
     assert run(["train", data, "--epochs", "4", "--folds", "2", "-q", "-o", str(model)]).exit_code == 0
     portfolio = model_io.load(model).fit["portfolio"]
     assert len(portfolio) > 1 and all(p["score"] < 0 for p in portfolio)
-    line = next(line for line in run(["info", str(model)]).output.splitlines() if "architecture choice" in line)
-    assert not re.search(r"-\d", line.split("│")[2]) and f"{-portfolio[0]['score']:.3f}" in line
+    line = table_rows(run(["info", str(model)]).output)["architecture choice"]
+    assert not re.search(r"-\d", line) and f"{-portfolio[0]['score']:.3f}" in line
 
 
 def test_info_says_which_rows_the_preprocessing_was_fitted_on(tmp_path):

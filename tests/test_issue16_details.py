@@ -20,7 +20,7 @@ from mlpcli.pipeline import train
 from mlpcli.predict.shift import ShiftReport, shift_failure
 from tables import make_table
 from mlpcli.cli import all_commands
-from cli_helpers import assert_clean_error, run
+from cli_helpers import assert_clean_error, run, table_rows
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_summaries_use_the_kinds(trained, tmp_path):
     res = run(["train", str(path), "--hidden", "4", "--epochs", "5", "--folds", "1", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    metrics_line = text.split("validation metrics")[1].split("│")[1]
+    metrics_line = table_rows(res.output)["validation metrics"]
     # the main metric's interval "(95 % CI 0.111 – 0.519)" is checked apart: its bounds have 3 decimals too
     interval = re.search(r"\(95 % CI (\S+) – (\S+)\)", metrics_line)
     assert interval and all(len(v.split(".")[1]) == 3 for v in interval.groups())
@@ -98,8 +98,7 @@ def test_summaries_use_the_kinds(trained, tmp_path):
     cohort.to_csv(tmp_path / "c.csv", index=False)
     res = run(["evaluate", model_path, str(tmp_path / "c.csv")], terminal_width=200)
     assert res.exit_code == 0, res.output
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in res.output.splitlines()
-            if line.count("│") >= 3}
+    rows = table_rows(res.output)
     assert len(rows["balanced accuracy"].split(".")[1]) == 3 and len(rows["MCC"].split(".")[1]) == 3
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mlpcli import data, pipeline, rough_metrics
 from mlpcli.config import TrainOptions
-from cli_helpers import run
+from cli_helpers import run, table_cells, table_rows
 from tables import make_table
 
 
@@ -115,8 +115,7 @@ def test_several_regression_targets_show_each_targets_figures(tmp_path):
     text = _flat(res.stdout)
     assert "regression (2 targets: label, dose_mg)" in text, text
     assert "Pearson r —" not in text and "pooled over the 2 targets' units" in text
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in res.stdout.splitlines()
-            if line.count("│") >= 3}
+    rows = table_rows(res.stdout)
     assert rows["label"].startswith("RMSE ") and rows["dose_mg"].startswith("RMSE "), rows
     assert float(rows["dose_mg"].split()[1].rstrip(",")) > 10 * float(rows["label"].split()[1].rstrip(","))
     info = run(["info", str(model)], terminal_width=250)
@@ -212,8 +211,8 @@ def test_train_shows_each_targets_mae(tmp_path):
     res = run(["train", str(path), "--target", "label,other", "--hidden", "8", "--epochs", "4", "--folds", "1",
                "-q", "-o", str(tmp_path / "m.mlp")])
     assert res.exit_code == 0, res.output
-    rows = [line for line in res.output.splitlines() if "│   other" in line or "│   label" in line]
-    assert len(rows) == 2 and all("MAE" in r for r in rows), res.output
+    rows = [cells for cells in map(table_cells, res.output.splitlines()) if cells[0] in ("other", "label")]
+    assert len(rows) == 2 and all("MAE" in r[1] for r in rows), res.output
 
 
 def test_the_summary_gives_each_classs_held_out_recall(tmp_path):

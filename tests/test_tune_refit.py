@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import assert_clean_error, run
+from cli_helpers import assert_clean_error, run, table_rows
 from model_files import rewrite_model
 from tables import make_table
 
@@ -55,9 +55,7 @@ def _refit(tables, grid: str, *extra, data: str = "mc.csv", name: str = "m.mlp")
 def _info(path) -> tuple[str, dict]:
     text, doc = run(["info", str(path)]), run(["info", str(path), "--json"])
     assert text.exit_code == 0 and doc.exit_code == 0, text.output + doc.output
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in text.output.splitlines()
-            if line.count("│") >= 3}
-    return rows["tuning"], json.loads(doc.output)
+    return table_rows(text.output)["tuning"], json.loads(doc.output)
 
 
 @pytest.fixture(scope="module")

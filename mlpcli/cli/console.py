@@ -55,12 +55,21 @@ class _StdoutConsole(Console):
                              default=0)
                 if widest > self.width:
                     self.width = widest
-            # and no line padded with spaces to that width: rich pads a table's title and caption to the table's
-            # width (train's summary title was followed by 430 spaces), trailing whitespace in a file or a pipe
-            objects = tuple(o if isinstance(o, (str, Text)) or not hasattr(o, "__rich_console__") else _Trimmed(o)
-                            for o in objects)
+            objects = for_a_file(objects)
         with stdout_errors():
             super().print(*objects, **kwargs)
+
+
+def for_a_file(objects: tuple) -> tuple:
+    """What a console prints to a pipe or a file, laid out for it: tables without their outer frame, whose right
+    edge stood after each cell's padding to its column's width (every row of train's summary 450 characters wide in a
+    log read at 80 to 200 columns), and no line ending in the spaces that pad it to that width (rich pads a table's
+    title and caption to the table's width: 430 spaces after "Training summary")."""
+    for o in objects:
+        if isinstance(o, _RichTable):
+            o.show_edge = False
+    return tuple(o if isinstance(o, (str, Text)) or not hasattr(o, "__rich_console__") else _Trimmed(o)
+                 for o in objects)
 
 
 class _Trimmed:
@@ -164,6 +173,8 @@ class _StderrConsole(Console):
         # network file system): the notes are lost, not the run. The first note used to end the command, exit 1
         # with nothing said anywhere, before its outputs (on another file system) were written; shell tools
         # ignore such failures of their diagnostics too. The exit code still tells any error.
+        if not self.is_terminal:  # a log: laid out as standard output's tables are in one
+            objects = for_a_file(objects)
         try:
             super().print(*objects, **kwargs)
         except BrokenPipeError:  # rich calls on_broken_pipe itself from 13.8 on; before, the error came here
