@@ -7,7 +7,11 @@ there as expected to fail, and why. Other settings fail a few more, for reasons 
 ``dtype="float32"`` fails ``check_methods_subset_invariance`` by round-off (~1e-7: a row's output depends on how
 many rows one product holds, through BLAS's kernels); ``check_class_weight_classifiers`` fails with early stopping on
 other losses (focal, hinge) as with cross-entropy, and with ``optimizer="lbfgs"`` and a hidden layer without
-``l2`` (an unregularised network fits the rows weighted 1000x exactly whatever the weights)::
+``l2`` (an unregularised network fits the rows weighted 1000x exactly whatever the weights); and
+``check_sample_weight_equivalence_*`` fails with ``dropout``, ``augment_noise`` or ``batchnorm`` even without early
+stopping (a repeated row draws its own dropout mask and noise, and counts twice in its batch's statistics; a weight of
+2 does neither). ``loss="bce"``, ``"focal"`` and ``"hinge"`` are tagged ``multi_class=False`` and refuse a multiclass
+target in scikit-learn's words, so the checks test them on two classes and on multi-label targets::
 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -90,6 +94,7 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _CLASSIFIER_LOSSES = ("auto", "ce", "bce", "focal", "hinge")
 _REGRESSOR_LOSSES = ("auto", "mse", "mae", "huber")
+_BINARY_ONLY_LOSSES = ("bce", "focal", "hinge")  # sigmoid outputs: two classes, or a 0/1 multi-label matrix
 _PREDICT_CHUNK = 8192  # rows per forward pass at prediction time, to bound memory
 
 
@@ -677,7 +682,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; y has 1 class "
                              f"({_as_written(self.classes_[0])!r})")
         task = "binary" if self.classes_.size == 2 else "multiclass"
-        if task == "multiclass" and self.loss in ("focal", "hinge"):  # in scikit-learn's words (its estimator checks)
+        if task == "multiclass" and self.loss in _BINARY_ONLY_LOSSES:  # in scikit-learn's words (its estimator checks)
             raise ValueError(f"{type(self).__name__}: Only binary classification is supported with loss="
                              f"{self.loss!r} (or a 0/1 multi-label matrix); y is multiclass with {self.classes_.size} "
                              "classes: use loss='ce' or 'auto'")
@@ -771,10 +776,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # what the loss takes: ce is one softmax over classes (no multi-label target), focal and hinge are losses of
-        # sigmoid outputs (two classes, or labels)
+        # what the loss takes: ce is one softmax over classes (no multi-label target), bce, focal and hinge are losses
+        # of sigmoid outputs (two classes, or labels)
         tags.classifier_tags.multi_label = self.loss != "ce"
-        tags.classifier_tags.multi_class = self.loss not in ("focal", "hinge")
+        tags.classifier_tags.multi_class = self.loss not in _BINARY_ONLY_LOSSES
         return tags
 
 
