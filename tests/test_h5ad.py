@@ -643,9 +643,7 @@ def test_an_obs_prefix_never_removes_the_users_own_columns(files, tmp_path):
 
 
 @pytest.mark.parametrize("trained, given, warned", [
-    ("counts", ["--raw"], (".raw.X (--raw)", "trained on layer 'counts'", "leave out --raw")),
     ("counts", ["--layer", "X"], (".X (--layer X)", "trained on layer 'counts'", "leave out --layer X")),
-    ("raw", ["--layer", "counts"], ("layer 'counts' (--layer counts)", "trained on .raw.X", "leave out --layer counts")),
     ("X", ["--layer", "counts"], ("layer 'counts'", "trained on .X", "to read .X as in training")),
     ("X", ["--raw"], (".raw.X (--raw)", "trained on .X")),
     ("counts", ["--layer", "counts"], None),
@@ -666,6 +664,21 @@ def test_another_matrix_than_in_training_is_a_warning(cells, tmp_path, trained, 
             assert "warning: features from" in res.output, (command, res.output)
             for needle in warned:
                 assert needle in res.output, (command, needle, res.output)
+
+
+@pytest.mark.parametrize("trained, given, read", [
+    ("counts", ["--raw"], ".raw.X (--raw), not layer 'counts' as in training"),
+    ("raw", ["--layer", "counts"], "layer 'counts' (--layer counts), not .raw.X as in training"),
+])
+def test_another_matrix_of_raw_counts_for_a_model_of_counts_is_a_note(cells, tmp_path, trained, given, read):
+    """A reference trained on its counts layer, a query whose counts are in .raw.X (or .X): "values on another scale
+    (raw counts where it learned log-normalised ones, or the reverse)" was warned on every prediction, though both
+    matrices held whole numbers and the model records that it learned counts. The note names both."""
+    path, models = cells
+    res = run(["predict", models[trained], path, *given, "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert "warning: features from" not in res.output, res.output
+    assert read in res.output and "both hold raw counts" in res.output, res.output
 
 
 def test_a_model_trained_on_a_table_records_no_matrix(cells, tiny, tmp_path):
@@ -740,3 +753,18 @@ def test_the_rewritten_obs_keeps_the_inputs_compression(files, tmp_path, compres
         return found
 
     assert filters(out) == filters(source) == {compression}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_repeated_cell_names_in_evaluate_and_explain_name_the_fix_not_an_h5ad_output(cells, tmp_path, command):
+    """Cells of two samples concatenated without index_unique: explain's error offered "-o FILE.h5ad, which annotates
+    the cells in place" (explain writes no .h5ad), and evaluate's said ids join predictions back to samples (it
+    joins nothing); both now name the fix train names (obs_names_make_unique)."""
+    path, models = cells
+    adata = anndata.read_h5ad(path)
+    adata.obs_names = [f"c{i % 60:04d}" for i in range(adata.n_obs)]
+    repeated = write(adata, tmp_path / "concatenated.h5ad")
+    res = run([command, models["counts"], repeated, *(["--target", "cell_type"] if command == "evaluate" else [])])
+    assert_clean_error(res, "duplicate sample id 'c0000'", "concatenated.h5ad", "obs_names_make_unique()",
+                       "--id COLUMN")
+    assert "FILE.h5ad" not in res.output and "join predictions back" not in res.output

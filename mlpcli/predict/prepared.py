@@ -187,7 +187,8 @@ def prepare(model: Model, frame, fill_missing: str | None = None, roles: RoleFla
         join_notes, join_warnings = join.notes, join.warnings
     ids = table[plan.roles.id].to_numpy(dtype=object) if plan.roles.id else np.arange(1, len(table) + 1)
     if plan.roles.id:
-        UniqueIds(plan.roles.id, name, lambda rows: ids[rows]).add(ids, 0)
+        # (explain, the library's prepare: no -o FILE.h5ad annotates the cells by position)
+        UniqueIds(plan.roles.id, name, lambda rows: ids[rows], predicting=False).add(ids, 0)
     row_ids = ids if plan.roles.id else None
     X_kept = complete_rows(plan, present_values(plan, _str_columns(table), 0, row_ids), 0, model.preprocessor,
                        row_ids)

@@ -52,6 +52,18 @@ def _other_matrix_warning(roles: RoleFlags, model: Model) -> str | None:
             f"{chosen})")
 
 
+def _both_counts_note(roles: RoleFlags, model: Model, table) -> str | None:
+    """A note in place of ``_other_matrix_warning`` when the matrix chosen by --layer / --raw holds raw counts (whole
+    numbers) and the model records that its training cells did too (``provenance["counts"]``): the two are on one
+    scale, as a reference's counts layer and a query's .X or .raw.X of counts are, and "values on another scale"
+    would not apply (it was said on every such prediction)."""
+    if (model.provenance or {}).get("counts") is not True or not table.h.counts_like()[0]:
+        return None
+    option = "--raw" if roles.raw else f"--layer {roles.layer}"
+    return (f"features from {table.h.matrix_name} ({option}), not {trained_matrix(model)} as in training: both hold "
+            "raw counts (whole numbers), the kind of values the model learned")
+
+
 def _tenx_matrix_warning(model: Model) -> str | None:
     """A warning when a 10x directory (raw counts) meets a model trained on an .h5ad file's .X without log1p:
     .X then held values that did not look like counts, usually log-normalised ones, on another scale than the
@@ -139,6 +151,9 @@ def open_h5ad(source, roles: RoleFlags, model: Model):
             from None
     try:
         table.check_features(model.preprocessor.kept_features, roles.var_names)
+        if warning is not None and data.h5ad.is_h5ad(source) and (note := _both_counts_note(roles, model, table)):
+            warning = None
+            notes.append(note)
         if warning is None and from_model is None and layer is None and not raw and data.h5ad.is_h5ad(source):
             warning = _tenx_trained_warning(model, table)
         if warning is None and data.h5ad.is_h5ad(source):

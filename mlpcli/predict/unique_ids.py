@@ -141,11 +141,18 @@ class UniqueIds:
         for r, e in zip(later.tolist(), earlier.tolist()):
             key = keys[r - first_row]
             if key == (looked_up[e] if e < first_row else keys[e - first_row]):
+                where = (f"duplicate sample id {key!r} in {self.source}: rows {e + 1} and {r + 1} of the id column "
+                         f"{self.column!r}{missing_id_hint([key])}")
+                if self.column == "obs_names" and not self.predicting:
+                    # evaluate, explain (an .h5ad file's cells): no -o FILE.h5ad to annotate them by position, and
+                    # the fix is the one train names
+                    raise DataError(f"{where}; cell names must be unique — cells of several samples concatenated? "
+                                    "Make them unique (adata.obs_names_make_unique(), or anndata.concat(..., "
+                                    "index_unique='-')), or pass --id COLUMN")
                 cells = ("; or write -o FILE.h5ad, which annotates the cells in place, by position"
                          if self.column == "obs_names" and self.predicting else "")
-                raise DataError(f"duplicate sample id {key!r} in {self.source}: rows {e + 1} and {r + 1} of the id "
-                                f"column {self.column!r}{missing_id_hint([key])}; ids must be unique to "
-                                f"join predictions back to samples (or pass --id to name another column){cells}")
+                raise DataError(f"{where}; ids must be unique to join predictions back to samples (or pass --id to "
+                                f"name another column){cells}")
 
     def _insert(self, h: np.ndarray, rows: np.ndarray) -> None:
         self.runs.append((h, rows))
