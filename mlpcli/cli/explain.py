@@ -14,8 +14,8 @@ from . import SHORT_HELP
 from .console import check_stdout_open, print_json, render_notes, stderr_console, stdout_console, Table
 from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
-from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, role_options,
-    threads_context, threads_option)
+from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_column, named_file,
+    role_options, threads_context, threads_option)
 from .predict import role_flags
 
 
@@ -75,8 +75,8 @@ def _training_rows_note(samples, method: str) -> list[str]:
 @click.argument("data_file", metavar="DATA", type=click.Path(allow_dash=True))  # a directory: 10x Genomics
 @click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), callback=named_file,
               help="Write the ranking table (class, rank, feature, score, mean_abs, direction, fraction, "
-                   "member_overlap; the first column is target for a regression model, label for a multi-label one): "
-                   ".csv, .tsv, .txt (optionally "
+                   "member_overlap; with gene symbols, --symbols, a symbol column after feature; the first column "
+                   "is target for a regression model, label for a multi-label one): .csv, .tsv, .txt (optionally "
                    ".gz/.bz2/.xz) or .parquet. IG scores are in the units of --output (logit or probability; a "
                    "regression model's: mean |attribution| in the target's units), whatever log1p or scaling the "
                    "model applies; permutation's are the rise of the class's log loss (with --scoring "
@@ -100,6 +100,11 @@ def _training_rows_note(samples, method: str) -> list[str]:
               help="IG: largest accepted completeness gap (relative)  [default: 1e-3 for float64 models, 1e-2 float32]")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="Genes ranked per class (per target).")
+@click.option("--symbols", "symbols", default=None, metavar="COLUMN", callback=named_column,
+              help=".h5ad or 10x input whose genes the model names by id (Ensembl): show each gene's symbol beside "
+                   "its id (a symbol column in -o and --json, the plot's labels), from this var column ('var_names' "
+                   "means the index; 'none': the ids alone)  [default: auto: the first of feature_name, gene_symbols, "
+                   "gene_name, symbol the file has, unless the genes are named by it]")
 @click.option("--class", "class_names", multiple=True, metavar="NAME",
               help="Rank only this class, or target of a regression model (repeatable); default every class "
                    "(a binary model: its positive class alone) or target.")
@@ -127,7 +132,7 @@ def _training_rows_note(samples, method: str) -> list[str]:
 @json_option
 @debug_option
 @handle_errors
-def explain(model_path, data_file, out, plot_path, method, output_kind, baseline, steps, tol, top, class_names,
+def explain(model_path, data_file, out, plot_path, method, output_kind, baseline, steps, tol, top, symbols, class_names,
             bootstrap, repeats, scoring, seed, fill_missing, max_missing, threads, quiet, as_json, debug, **params):
     """Rank the genes that drive each class (or predicted value), with exact, checked attributions.
 
@@ -156,7 +161,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
       mlpcli explain age.mlp cohort.csv --class age --plot age_genes.png
     """
     from .. import model_io
-    from ..explain import check_rankable, explain as run, load_samples
+    from ..data.symbols import check_symbols_option
+    from ..explain import check_rankable, explain as run, feature_symbols, load_samples
 
     reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
@@ -173,6 +179,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         plot_format(plot_path)
         check_writable(plot_path, "--plot")
     _check_method_options(method)
+    check_symbols_option(data_file, symbols)  # --symbols COLUMN with a table: a usage error, before any reading
     model = model_io.load(model_path)
     check_rankable(model)  # before the data is read: a multi-label model's table may not even parse as labels
     if model.task == "regression":
@@ -187,6 +194,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
     with threads_context(threads):  # BLAS on one core unless --threads says more, as every command (SLURM's cores)
         samples = load_samples(model, data_file, roles=roles, fill_missing=fill_missing, max_missing=max_missing,
                                training_rows=True)
+        # before the attributions, which may take minutes: a --symbols column the file lacks is said at once
+        gene_symbols = feature_symbols(model, data_file, roles=roles, column=symbols)
         from .cv import FitProgress
 
         # permutation importance over a transcriptome takes minutes: a bar, or a line per tenth in a log
@@ -195,6 +204,7 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                          classes=list(class_names) or None, output=output_kind, baseline=baseline, steps=steps,
                          top=top, bootstrap=bootstrap, repeats=repeats, scoring=scoring, tol=tol, seed=seed,
                          absent=samples.filled, patients=samples.patients, progress=progress)
+    result.add_symbols(gene_symbols)  # a symbol column after feature (the ids stay the keys); its note: which column
     notes = stderr_console(quiet)
     result.notes.extend(_training_rows_note(samples, method))  # (in --json's notes too)
     if method == "ig" and output_kind == "logit" and model.recalibrated_on is not None:
@@ -281,15 +291,18 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
         console.print(title, soft_wrap=True, markup=False)  # class names as written: "T[reg]" is not markup
         table = Table()
         spread = "mean |A|" if result.method == "ig" else "mean |drop|"
-        for col, justify in (("rank", "right"), ("feature", "left"), ("score", "right"), (spread, "right"),
-                             ("direction", "left"), ("fraction", "right"), ("overlap", "right")):
+        with_symbols = "symbol" in rows.columns  # genes named by id: their symbols beside them
+        for col, justify in (("rank", "right"), ("feature", "left"), *((("symbol", "left"),) if with_symbols else ()),
+                             ("score", "right"), (spread, "right"), ("direction", "left"), ("fraction", "right"),
+                             ("overlap", "right")):
             table.add_column(col, justify=justify)
         for r in rows.itertuples(index=False):
             overlap = "" if math.isnan(r.member_overlap) else f"{r.member_overlap:.2f}"
             cell = Text(overlap)
             if overlap and r.member_overlap < 0.5:
                 cell.append(" unstable", style="yellow")
-            table.add_row(str(r.rank), r.feature, f"{r.score:+.3g}", f"{r.mean_abs:.3g}", r.direction,
+            symbol = [r.symbol if isinstance(r.symbol, str) else ""] if with_symbols else []  # none: the id alone
+            table.add_row(str(r.rank), r.feature, *symbol, f"{r.score:+.3g}", f"{r.mean_abs:.3g}", r.direction,
                           f"{r.fraction:.2f}", cell)
         console.print(table)
         if len(ranked) > len(rows):  # --top 30 showed 10 rows and nothing said so

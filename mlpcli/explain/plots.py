@@ -29,6 +29,16 @@ def _standardised(model: Model, X: np.ndarray, features: list[str], genes: list[
     return Z[:, [kept[g] for g in genes]]
 
 
+def _labels(rows) -> list[str]:
+    """The genes of ranking rows as the figure names them: "TP53 (ENSG00000141510)" where the ranking has a symbol
+    for the gene (``Explanation.add_symbols``), else the feature's name."""
+    if "symbol" not in rows.columns:
+        return [str(f) for f in rows["feature"]]
+    from ..data.symbols import label
+
+    return [label(f, s) for f, s in zip(rows["feature"], rows["symbol"])]
+
+
 def plot_explanation(expl: Explanation, path: str, model: Model | None = None, X: np.ndarray | None = None,
                      groups: np.ndarray | None = None, features: list[str] | None = None,
                      before_replacing: Callable[[], None] | None = None) -> None:
@@ -81,7 +91,7 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
         y = np.arange(len(rows))[::-1]
         colours = [UP_COLOUR if d == "up" else DOWN_COLOUR if d == "down" else NEUTRAL_COLOUR for d in rows["direction"]]
         ax.barh(y, rows["score"], color=colours)
-        ax.set_yticks(y, list(rows["feature"]), fontsize=8)
+        ax.set_yticks(y, _labels(rows), fontsize=8)
         ax.axvline(0.0, color="black", linewidth=0.6)
         ax.set_xlabel(what)
         ax.set_title(f"{name}: top {len(rows)} genes (n = {expl.n_samples.get(name, 0)})")
@@ -105,7 +115,11 @@ def _explanation_figure(expl: Explanation, model: Model | None, X: np.ndarray | 
         order = np.argsort(groups, kind="stable")
         Z = _standardised(model, X[order], features, genes)
         image = ax.imshow(Z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest")
-        ax.set_yticks(np.arange(len(genes)), genes, fontsize=6)
+        named = {}  # a gene's label: its symbol beside its id, when the ranking has symbols
+        for c in classes:
+            rows = expl.table[expl.table["class"] == c]
+            named.update(zip(rows["feature"], _labels(rows)))
+        ax.set_yticks(np.arange(len(genes)), [named.get(g, g) for g in genes], fontsize=6)
         if regression:  # groups: the predicted value of the first target ranked
             ax.set_xticks([])
             ax.set_xlabel(f"samples, ordered by their predicted {classes[0]} (low to high)")

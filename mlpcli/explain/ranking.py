@@ -93,6 +93,21 @@ class Explanation:
     sample_classes: np.ndarray | None = None  # (n,) each sample's class index (label or predicted), for plots
     n_features: int | None = None  # the genes each class's ranking is over: those the model uses, less any filled in
 
+    def add_symbols(self, symbols) -> None:
+        """A ``symbol`` column after ``feature`` in the table: each gene's symbol, from ``symbols`` (a
+        ``GeneSymbols``, ``explain.feature_symbols``, or a mapping {feature: symbol}); None (no symbols to add)
+        changes nothing. A gene without a symbol has None there (shown by its id alone); the features stay the
+        ranking's keys, so genes sharing a symbol stay apart. Its notes (which column) join the notes."""
+        if symbols is None:
+            return
+        lookup = getattr(symbols, "symbols", symbols)
+        values = [lookup.get(str(f)) for f in self.table["feature"]]
+        table = self.table.drop(columns=["symbol"], errors="ignore")
+        table.insert(int(table.columns.get_loc("feature")) + 1, "symbol", pd.Series(values, index=table.index,
+                                                                                      dtype=object))
+        self.table = table
+        self.notes.extend(n for n in getattr(symbols, "notes", []) if n not in self.notes)
+
     def to_dict(self) -> dict:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")
         return {"method": self.method, "output": self.output, "baseline": self.baseline, "steps": self.steps,
