@@ -1,5 +1,6 @@
 """Names from the data as messages write them: lists of quoted names that stay on one line however many there
-are, names with counts, a name that would break a line, and the natural order of names (B2 before B10)."""
+are, names with counts, a name that would break a line, and the natural order of names (B2 before B10); and a
+count with its noun ("1 cell", "2,000 genes")."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ def quoted(names: Iterable[Any], limit: int = 5) -> str:
     shown = ", ".join(repr(str(n)) for n in names[:limit])
     rest = len(names) - limit
     return shown + (f" and {rest} more" if rest > 0 else "")
+
+
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 cell", "2,000 cells": a count with a thousands separator and its noun, singular for 1 (``plural``: the
+    noun's plural where it is not noun + "s", e.g. "classes")."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def counted(pairs: Sequence[tuple[Any, int]], limit: int = 5) -> str:

@@ -150,3 +150,28 @@ def test_a_log1p_models_far_shift_warning_says_its_scale_and_the_values_as_writt
     assert "of log(1 + x) of the values, the scale the model reads" in text, text
     written = [float(a) for a in re.findall(r"\(about ([0-9.e+]+) against [0-9.e+,]+ as written\)", text)]
     assert written and all(5 < w < 10 for w in written), text  # the cohort's values as its file writes them
+
+
+def test_genes_left_out_for_lack_of_a_name_are_said_once(tmp_path):
+    """Genes without a name in the --var-names column (or sharing one) were said left out, then listed again, by
+    the names given to them, among the columns the model does not use."""
+    adata(table(60, 0), pd.DataFrame(index=GENES)).write_h5ad(tmp_path / "train.h5ad")
+    model = tmp_path / "m.mlp"
+    res = run(["train", str(tmp_path / "train.h5ad"), "-o", str(model), "--epochs", "2", "--folds", "1", "--hidden",
+               "", "-q"])
+    assert res.exit_code == 0, res.output
+    cohort = table(20, 1)
+    extra = ["x1", "x2", "x3", "x4", "x5"]
+    for k, name in enumerate(extra):
+        cohort[name] = float(k)
+    symbols = pd.Series(GENES + [None, None, "DUP", "DUP", "x5"], dtype=object).to_numpy()
+    ens = [f"ENSG{i:011d}" for i in range(len(GENES) + len(extra))]
+    adata(cohort, pd.DataFrame({"symbol": symbols}, index=ens), GENES + extra).write_h5ad(tmp_path / "cohort.h5ad")
+    res = run(["predict", str(model), str(tmp_path / "cohort.h5ad"), "--var-names", "symbol", "-o",
+               str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "2 genes have no name in var column 'symbol'" in text
+    assert "2 genes the model does not use share 1 name in" in text
+    assert "no name)" not in text and "(copy 1 in" not in text  # the names given to them are the reader's own
+    assert "ignored 1 column the model does not use: 'x5'" in text

@@ -391,6 +391,19 @@ def test_cv_leave_batch_out_reports_per_batch(trained):
     assert_clean_error(run(["cv", str(path), "--leave-batch-out"]), "--leave-batch-out", "linked")
 
 
+def test_leave_batch_out_on_one_batch_names_the_column(tmp_path):
+    """"the batch column holds one batch" named neither the column nor the option that picked it."""
+    from mlpcli import data
+    from mlpcli.errors import DataError
+    from mlpcli.model_selection.splits import leave_batch_out
+
+    table = make_table(n_patients=10).rename(columns={"batch": "site"}).assign(site="S1")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    ds, _ = data.load_dataset(str(tmp_path / "t.csv"), batch="site")
+    with pytest.raises(DataError, match=r"the batch column 'site' \(--batch\) holds one batch \('S1'\)"):
+        leave_batch_out(ds)
+
+
 def test_a_wide_ood_basis_spans_the_leading_singular_directions_of_its_rows():
     """Few rows, many genes (the exact SVD, not the range finder): the components are orthonormal and span
     the leading right singular vectors LAPACK's SVD of the centred rows gives, a direction without variance

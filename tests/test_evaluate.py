@@ -204,11 +204,30 @@ def test_a_column_not_in_the_table_is_named_as_train_names_it(perfect, tmp_path)
     model, _, df = perfect("binary", seed=3)
     df.to_csv(tmp_path / "t.csv", index=False)
     res = run(["evaluate", model, str(tmp_path / "t.csv"), "--by", "bach"])
-    assert_clean_error(res, "--by column 'bach' not found (did you mean 'batch'?)", "available columns: ",
-                       f"({len(df.columns)} in all)", "'sample_id'")
+    others = [c for c in df.columns if not c.startswith("f")]  # --by's candidates: the columns other than features
+    assert_clean_error(res, "--by column 'bach' not found (did you mean 'batch'?)",
+                       "the columns other than the features: ", f"({len(others)} in all)", "'sample_id'")
     res = run(["predict", model, str(tmp_path / "t.csv"), "--drop", "sampel_id", "-o", str(tmp_path / "p.csv")])
     assert_clean_error(res, "--drop column 'sampel_id' not found (did you mean 'sample_id'?)")
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_by_not_found_in_an_h5ad_file_lists_its_obs_columns_not_its_genes(tmp_path):
+    """--by naming no column of an .h5ad file listed its genes among the "available columns" (309 of them, 5 obs
+    columns): the candidates are the obs columns."""
+    anndata = pytest.importorskip("anndata")
+    genes = [f"G{j}" for j in range(30)]
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"cell_type": np.repeat(["T", "B"], 20), "donor_id": np.tile(["D1", "D2", "D3", "D4"], 10)},
+                       index=[f"c{i}" for i in range(40)])
+    adata = anndata.AnnData(rng.normal(size=(40, 30)).astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    model_io.save(train(str(tmp_path / "cells.h5ad"), TrainOptions(target=["cell_type"], hidden=[], epochs=1,
+                                                                    folds=1)).model, tmp_path / "m.mlp")
+    res = run(["evaluate", str(tmp_path / "m.mlp"), str(tmp_path / "cells.h5ad"), "--by", "donor"])
+    assert_clean_error(res, "--by column 'donor' not found", "the columns other than the features: 'obs_names', "
+                       "'cell_type', 'donor_id' (3 in all)")
+    assert "'G0'" not in res.output
 
 
 def test_bootstrap_intervals_resample_patients_and_are_seeded(tmp_path):

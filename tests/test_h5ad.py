@@ -564,7 +564,7 @@ def test_genes_the_model_does_not_use_may_share_a_symbol(tmp_path):
     out = tmp_path / "p.csv"
     result = run(["predict", model, write(new, tmp_path / "new.h5ad"), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "share 1 names" in result.output and len(pd.read_csv(out)) == new.n_obs
+    assert "share 1 name in" in result.output and len(pd.read_csv(out)) == new.n_obs
     clash = make_adata(n_genes=32, seed=1)
     clash.var["symbol"] = list(train.var["symbol"]) + [train.var["symbol"].iloc[0], "OTHER"]
     assert_clean_error(run(["predict", model, write(clash, tmp_path / "clash.h5ad"), "-o", str(tmp_path / "q.csv")]),

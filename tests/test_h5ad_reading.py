@@ -258,3 +258,18 @@ def test_an_obs_column_called_obs_names_does_not_stand_in_for_the_cells_names(tm
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p.csv", dtype=str)["obs_names"].tolist() == list(adata.obs_names)
     assert "its .obs column 'obs_names' is not read" in res.output
+
+
+def test_no_donor_id_but_an_obs_column_named_like_one_is_named_in_the_warning(tmp_path):
+    """Without donor_id the warning said "pass --group COLUMN" beside an obs column 'Donor' (or 'patient',
+    'subject', 'individual'): it now names it; without such a column it reads as before."""
+    adata = cells()
+    adata.obs = adata.obs.rename(columns={"donor_id": "Donor"})
+    ds, notes = data.load_dataset(write(adata, tmp_path / "donor.h5ad"), target="cell_type")
+    said = " ".join(ds.warnings)
+    assert "no 'patient_id' or 'donor_id' column" in said and "pass --group Donor ('Donor' is named like a patient " \
+        "column), or --no-group" in said, said
+    adata.obs = adata.obs.rename(columns={"Donor": "well"})
+    ds, notes = data.load_dataset(write(adata, tmp_path / "well.h5ad"), target="cell_type")
+    said = " ".join(ds.warnings)
+    assert "pass --group COLUMN (or --no-group" in said and "named like a patient" not in said, said

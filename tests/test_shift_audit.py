@@ -414,7 +414,8 @@ def test_one_feature_far_off_is_named_whatever_the_share_of_features(tmp_path):
         assert res.exit_code == 0, res.output
         docs[name] = json.loads(res.stdout)
     said = [w for w in docs["far"]["warnings"] if "far from its training values" in w]
-    assert said and "'g10': mean 10" in said[0] and "(--shift-report)" in said[0], docs["far"]["warnings"]
+    assert said and "'g10' at +" in said[0] and "its mean 10" in said[0] and "(--shift-report)" in said[0], \
+        docs["far"]["warnings"]
     assert docs["far"]["shift"]["far"] == ["g10"] and docs["far"]["shift"]["level"] == "none"
     assert docs["ok"]["shift"]["far"] == [] and not any("far from" in w for w in docs["ok"]["warnings"])
     # a gene at 0 in every sample has the absent-gene warning, not this one too (its mean printed -6.6e-14)
@@ -423,3 +424,28 @@ def test_one_feature_far_off_is_named_whatever_the_share_of_features(tmp_path):
                "--json"])
     doc = json.loads(res.stdout)
     assert "g10" in doc["shift"]["absent"] and doc["shift"]["far"] == [], doc["shift"]
+
+
+def test_a_far_off_feature_has_the_shift_tables_sd_and_its_means_said_before_the_clip():
+    """A gene 4 SDs off read "mean 4.123 against -0.03123 ± 1" (4 SD, before robust scaling's clip) in the warning
+    and +3.1 SD in the shift table (after it): two figures for one gene. The warning now gives the table's, and says
+    the means are before the clip; without the clip the two agree."""
+    table = make_table("multiclass", n_patients=40, seed=0)
+    cohort = make_table("multiclass", n_patients=20, seed=1)
+    cohort["f05"] = cohort["f05"] + 4.5
+    for scaling in ("robust", "standard"):
+        model = train(table, TrainOptions(hidden=[6], epochs=2, seed=0, folds=1, scaling=scaling)).model
+        report = lib.shift_report(model, cohort)
+        said = report.far_message()
+        frame = report.to_frame().set_index("feature")
+        assert report.far_shifted().tolist() == [report.features.index("f05")], said  # what is flagged: unchanged
+        sd = float(said.split("'f05' at ")[1].split(" SD")[0])
+        assert sd == pytest.approx(frame.loc["f05", "mean_shift_sd"], abs=0.01), said
+        means = [float(v) for v in said.split("its mean ")[1].split(" in training")[0].replace("±", "against")
+                 .split(" against ")]
+        own = (means[0] - means[1]) / means[2]  # the SDs the quoted means are apart
+        if scaling == "robust":
+            assert "after its robust clip, as --shift-report's mean_shift_sd" in said and "before the clip" in said
+            assert own > sd + 0.5  # the clip holds the far values in: the figures differ, and the warning says why
+        else:
+            assert "clip" not in said and own == pytest.approx(sd, rel=0.1)

@@ -22,7 +22,7 @@ from .conventions import (DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_I
                           JOINED_ATTR, SOURCE_ATTR, TASKS)
 from .labels import label_key
 from .samples import refuse_row_number_join
-from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, Roles, listed_names, missing_batch_names, require_columns, resolve_roles,
+from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_LIKE, NO_GROUP_NOTE, Roles, listed_names, missing_batch_names, require_columns, resolve_roles,
                     warn_role_names)
 from .targets import read_target
 from .checksum import data_checksum
@@ -269,16 +269,21 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
     patient, rows of a patient on both sides of every split make validation optimistic (on the sample
     data, balanced accuracy 0.76 -> 0.94 when the grouping is lost)."""
     ds, notes = read_dataset(path, **kwargs)
-    ungrouped = [n for n in notes if n == NO_GROUP_NOTE or n.startswith(DROPPED_GROUP_NOTE)]
+    ungrouped = [n for n in notes if n.startswith(NO_GROUP_NOTE) or n.startswith(DROPPED_GROUP_NOTE)]
     if ds.y is not None and ungrouped:
         notes = [n for n in notes if n not in ungrouped]
         dropped = [g for g in DEFAULT_GROUPS if ds.roles is not None and g in ds.roles.drop]
         why = (f"{quoted(dropped)} dropped (--drop)" if dropped else
                f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column")
         calibrated = "" if ds.task == "regression" else ", and the probabilities calibrated on it overconfident"
+        # an .h5ad file's obs column named like a patient column ('donor', 'Patient'): the note ends with its --group
+        like = next((n[len(NO_GROUP_NOTE + NO_GROUP_LIKE):] for n in ungrouped
+                     if n.startswith(NO_GROUP_NOTE + NO_GROUP_LIKE)), None)
+        fix = (f"pass {like}, or --no-group to confirm they are independent" if like else
+               "pass --group COLUMN (or --no-group to confirm they are independent)")
         ds.warnings.append(f"{why}: samples are treated as independent; "
-                           f"if several come from one patient, validation is optimistic{calibrated} — pass --group "
-                           f"COLUMN (or --no-group to confirm they are independent){replicate_ids_hint(ds.ids)}")
+                           f"if several come from one patient, validation is optimistic{calibrated} — {fix}"
+                           f"{replicate_ids_hint(ds.ids)}")
     ds = with_positive(ds, positive)
     common = common_positive_note(ds) if positive is None else None
     return ds, notes + ([common] if common else [])

@@ -31,7 +31,7 @@ import pandas as pd
 from ..errors import DataError, OptionError
 from .compressed import index_problem, signed_index, sparse_values, structure_problem
 from .conventions import JOINED_ATTR, SOURCE_ATTR
-from ..text import quoted
+from ..text import count_of, quoted
 from .names import count_matches, id_kind, name_key
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
@@ -203,7 +203,8 @@ class H5ad:
         shown = f"var column {self.var_names_column!r}" if self.var_names_column else (
             ".raw.var_names" if raw else "var_names")
         self.names_from = shown
-        self.notes.append(f"{self.path}: {self.n_obs:,} cells × {self.shape[1]:,} genes from {self.matrix_name} "
+        self.notes.append(f"{self.path}: {count_of(self.n_obs, 'cell')} × {count_of(self.shape[1], 'gene')} from "
+                          f"{self.matrix_name} "
                           f"({'sparse ' + self.kind.upper() if self.kind != 'dense' else 'dense'}), gene names from "
                           f"{shown}")
         if self.shadowed_obs:
@@ -283,6 +284,7 @@ class H5ad:
             self.notes.append(f"{self.path} has no var column {var_names!r} (the model's gene names came from one): "
                               f"gene names from {index_words}")
             self.var_names_column = None
+        self.unlisted_genes: set[str] = set()  # names given to genes said to be left out (``_names``)
         self.feature_names = self._names(self.var_names_column)
 
     def _names(self, column: str | None) -> list[str]:
@@ -325,7 +327,10 @@ class H5ad:
             # some loci's); each gets a name no model gene has, and the missing-feature rules judge the rest
             for j in np.flatnonzero(unnamed):
                 names[j] = f"(gene {j + 1} of {what}: no name)"
-            self.notes.append(f"{int(unnamed.sum())} genes have no name in {what}; left out (the model's genes are "
+                self.unlisted_genes.add(names[j])
+            k = int(unnamed.sum())
+            self.notes.append(f"{count_of(k, 'gene')} {'has' if k == 1 else 'have'} no name in {what}; left out (the "
+                              "model's genes are "
                               "found by their names)")
         counts = Counter(names)
         repeats = [(n, k) for n, k in counts.items() if k > 1]
@@ -341,8 +346,9 @@ class H5ad:
                 if counts[n] > 1:
                     seen[n] += 1
                     names[j] = f"{n} (copy {seen[n]} in {what})"
-            self.notes.append(f"{sum(k for _, k in repeats)} genes the model does not use share "
-                              f"{len(repeats)} names in {what} (e.g. {repeats[0][0]!r}); left out")
+                    self.unlisted_genes.add(names[j])
+            self.notes.append(f"{count_of(sum(k for _, k in repeats), 'gene')} the model does not use share "
+                              f"{count_of(len(repeats), 'name')} in {what} (e.g. {repeats[0][0]!r}); left out")
             return names
         if needed is not None:
             repeats = [(n, k) for n, k in repeats if name_key(n) in needed]
@@ -411,10 +417,19 @@ class H5ad:
     @property
     def columns(self) -> list[str]:
         """The names a table of this file offers: obs_names, the obs columns, then the features (an obs
-        column sharing its name with a feature is left out: the name means the feature)."""
+        column sharing its name with a feature is left out: the name means the feature). Genes without a name,
+        or sharing one, that a model does not use (``_names``: a note has said them) are not among them: no
+        model gene is one of them, and a list of the columns ignored must not say them again."""
         features = set(self.feature_names)
         obs = [c for c in [OBS_NAMES, *self.obs_columns] if c not in features]
-        return list(dict.fromkeys(obs)) + self.feature_names
+        return list(dict.fromkeys(obs)) + self.named_features
+
+    @property
+    def named_features(self) -> list[str]:
+        """The feature names a table of this file offers (``columns``): those the reader did not leave out."""
+        if not self.unlisted_genes:
+            return self.feature_names
+        return [n for n in self.feature_names if n not in self.unlisted_genes]
 
     def obs_frame(self, names: Sequence[str], start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """The obs columns `names` (``obs_names`` for the index) of cells start..stop (all by default) as a
@@ -676,7 +691,7 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     float32. --drop may name obs columns or genes (genes are left out of the features)."""
     from .conventions import DEFAULT_TARGET
     from .dataset import Dataset
-    from .roles import listed_names, resolve_roles
+    from .roles import NO_GROUP_LIKE, NO_GROUP_NOTE, group_hint, group_like, listed_names, resolve_roles
     from .samples import SampleJoin
 
     with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:
@@ -713,6 +728,9 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
         if id is None:
             notes = [n.replace(f"id: {OBS_NAMES}", f"id: {OBS_NAMES} (default for .h5ad; --id to choose)")
                      for n in notes]
+        like = group_like(c for c in obs_columns if c not in roles.columns()) if roles.group is None else []
+        if like:  # no donor_id, but an obs column 'donor' (or 'Patient', 'subject'): what --group likely means
+            notes = [n + NO_GROUP_LIKE + group_hint(like) if n == NO_GROUP_NOTE else n for n in notes]
         if join is not None:
             join.select([*roles.target, roles.group, roles.batch], roles.drop)
             on_file = [c for c in roles.columns() if c in obs_set]

@@ -61,6 +61,7 @@ class StreamedTable(ABC):
     reading_threads = 0  # threads that read and parse beside the caller's
     notes: tuple = ()  # how the table was read (a detected separator or decimal mark)
     row_names = False  # whether its first column is unnamed (R's write.csv row names, pandas' index), read as ids
+    feature_columns: Sequence[str] = ()  # the columns known to be features (an .h5ad file's genes)
 
     @abstractmethod
     def pieces(self, size: PieceSize, plan: "ColumnPlan", convert: Callable) -> Iterator:

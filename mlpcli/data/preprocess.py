@@ -279,9 +279,9 @@ class Preprocessor(SparsePreprocessing):
             chosen = kept
         self.center_, self.scale_, self.offset_ = fitted.center[chosen], fitted.scale[chosen], fitted.offset[chosen]
         self.train_mean_, self.train_sd_ = fitted.mean[chosen], fitted.sd[chosen]
-        self.train_sd_unclipped_ = fitted.sd_unclipped[chosen] if self._clips else None
-        self.train_kurtosis_ = fitted.kurtosis[chosen] if self._clips else None
-        self.train_reach_ = (fitted.reach_low[chosen], fitted.reach_high[chosen]) if self._clips else None
+        self.train_sd_unclipped_ = fitted.sd_unclipped[chosen] if self.clips else None
+        self.train_kurtosis_ = fitted.kurtosis[chosen] if self.clips else None
+        self.train_reach_ = (fitted.reach_low[chosen], fitted.reach_high[chosen]) if self.clips else None
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -325,7 +325,7 @@ class Preprocessor(SparsePreprocessing):
         # the spread before the clip, for the shift check: the SD of (x - centre) / scale, each value held within
         # ±UNCLIPPED_LIMIT as ``unclipped`` holds a new cohort's (beyond it the clip's inverse loses its digits)
         unclipped, kurtosis, reach = None, np.full(w, np.nan), (np.full(w, np.nan), np.full(w, np.nan))
-        if self._clips:  # SD(x) / scale; the few columns reaching past the limit held within it
+        if self.clips:  # SD(x) / scale; the few columns reaching past the limit held within it
             unclipped = sd / scale
             far = np.flatnonzero(np.maximum(high - center, center - low) > UNCLIPPED_LIMIT * scale)
             if far.size:
@@ -334,9 +334,9 @@ class Preprocessor(SparsePreprocessing):
             kurtosis = unclipped_kurtosis(Xk, center, scale)
             with np.errstate(over="ignore"):
                 reach = (np.maximum((center - low) / scale, 0.0), np.maximum((high - center) / scale, 0.0))
-        scale_in_place(Xk, center, scale, self._clips, scratch)  # robust: a huge z/IQR overflows, then clips
+        scale_in_place(Xk, center, scale, self.clips, scratch)  # robust: a huge z/IQR overflows, then clips
         offset = np.zeros(w)
-        if self._clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
+        if self.clips:  # the clipped values' mean (see the class docstring), subtracted: mean 0
             offset = Xk.mean(axis=0)
             Xk -= offset
         sd = column_sd(Xk, scratch)
@@ -397,7 +397,7 @@ class Preprocessor(SparsePreprocessing):
             for i in range(0, n, step):
                 block = feature_block(X, slice(i, i + step), self.kept_index_)  # a copy: X is left alone
                 blocks.add(self._transform_into, out, slice(i, i + step), block,
-                           np.empty_like(block) if self._clips else None)
+                           np.empty_like(block) if self.clips else None)
                 del block
             blocks.finish()
         except DataError as exc:
@@ -432,10 +432,10 @@ class Preprocessor(SparsePreprocessing):
                 raise DataError(missing_message(self.kept_features, nan_mask.sum(axis=0), fitted=True))
             rows, cols = np.nonzero(nan_mask)
             Xk[rows, cols] = self.impute_values_[cols]
-        scale_in_place(Xk, self.center_, self.scale_, self._clips, scratch)
+        scale_in_place(Xk, self.center_, self.scale_, self.clips, scratch)
         if self._offsets:
             Xk -= self.offset_
-        if not self._clips:
+        if not self.clips:
             self._check_inputs(Xk)
         return Xk.astype(dtype, copy=False)
 
@@ -465,7 +465,7 @@ class Preprocessor(SparsePreprocessing):
             X[rows, cols] = self.impute_values_[cols]
             J[missing] = 0.0
         J /= self.scale_
-        if self._clips:
+        if self.clips:
             U = (X - self.center_) / self.scale_
             U /= CLIP_AT
             np.square(U, out=U)
@@ -526,7 +526,9 @@ class Preprocessor(SparsePreprocessing):
         return self.center_ is not None and not np.any(self.center_) and not self._offsets
 
     @property
-    def _clips(self) -> bool:
+    def clips(self) -> bool:
+        """Whether the scaled values are smoothly clipped (robust scaling): a shift measured on them is of the clipped
+        values, and the training SD and kurtosis before the clip are kept for the checks."""
         return self.config.standardize and self.config.scaling == "robust"
 
     @property
@@ -592,7 +594,7 @@ class Preprocessor(SparsePreprocessing):
         Z = np.array(Z, dtype=np.float64)
         if self._offsets:
             Z += self.offset_
-        if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
+        if self.clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
             Z = Z / np.sqrt(np.maximum(1.0 - (Z / CLIP_AT) ** 2, 1e-12))
         return self.center_ + self.scale_ * Z
 
@@ -603,7 +605,7 @@ class Preprocessor(SparsePreprocessing):
         U = np.array(Z, dtype=np.float64)
         if self._offsets:
             U += self.offset_
-        if self._clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
+        if self.clips:  # z / sqrt(1 + (z/c)^2) = u  <=>  z = u / sqrt(1 - (u/c)^2), |u| < c
             with np.errstate(divide="ignore", invalid="ignore"):
                 room = 1.0 - (U / CLIP_AT) ** 2
                 U /= np.sqrt(np.maximum(room, 0.0))

@@ -249,7 +249,7 @@ class SparsePreprocessing:
                 scale = np.where(sd > 0, sd, half_range)  # an SD below 1e-154 squares to 0
         self.center_, self.scale_, self.offset_ = center, scale, np.zeros(d_kept)  # the offset comes below
         # before the clip (robust scaling), for the shift check: the centre is 0; each value within ±UNCLIPPED_LIMIT
-        self.train_sd_unclipped_ = self._sparse_unclipped_sd(X, kept, scale, fill, spans) if self._clips else None
+        self.train_sd_unclipped_ = self._sparse_unclipped_sd(X, kept, scale, fill, spans) if self.clips else None
         self.kept_index_ = kept.astype(np.int64)
         self.impute_values_ = impute_values[kept]
         self.kept_features = [names[j] for j in kept]
@@ -321,13 +321,13 @@ class SparsePreprocessing:
             nan = np.isnan(Z)
             if nan.any():
                 Z[nan] = self.impute_values_[k[nan]]
-            scale_in_place(Z, 0.0, self.scale_[k], self._clips)
+            scale_in_place(Z, 0.0, self.scale_[k], self.clips)
             yield a, b, k, Z
 
     def _check_sparse_limit(self, Z: np.ndarray, k: np.ndarray, X, a: int, b: int, position: np.ndarray) -> None:
         """Unclipped network inputs beyond ±VALUE_LIMIT (``_check_inputs``) among a chunk's transformed stored
         values Z (kept columns k), the chunk starting at X's stored value a: the error names the row."""
-        if self._clips or not Z.size or (Z.max() <= VALUE_LIMIT and Z.min() >= -VALUE_LIMIT):
+        if self.clips or not Z.size or (Z.max() <= VALUE_LIMIT and Z.min() >= -VALUE_LIMIT):
             return
         j = int(np.flatnonzero(np.abs(Z) > VALUE_LIMIT)[0])
         stored = a + int(np.flatnonzero(position[X.indices[a:b]] >= 0)[j])  # the chunk's j-th kept value

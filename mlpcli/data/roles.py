@@ -42,10 +42,11 @@ def listed_names(value: str | Iterable[str] | None) -> list[str]:
 
 
 def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str,
-                          default: bool = False) -> DataError:
+                          default: bool = False, listed: str = "available columns") -> DataError:
     """The one-line error for columns named to ``flag`` that the table lacks, with the likeliest reason: a close
     name, a comma or spaces in a column's name, a space-separated header. ``default``: the name is the flag's default,
-    which the user may never have typed (``train`` of a table without a `label` column)."""
+    which the user may never have typed (``train`` of a table without a `label` column). ``listed``: what the
+    ``columns`` offered are (the candidates: e.g. the columns other than the features, for --by)."""
     noun = "column" if len(missing) == 1 else "columns"
     hint = difflib.get_close_matches(missing[0], columns, n=1)
     did_you_mean = (f" (did you mean {hint[0]!r}?)" if hint else
@@ -63,7 +64,7 @@ def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: 
         did_you_mean = (" (the header is one column, its cells apart by spaces: a space-separated file, as R's "
                         "write.table writes by default? Write it with write.csv, or sep = \"\\t\")")
     return DataError(
-        f"{flag} {noun} {quoted(missing)} not found{did_you_mean}; available columns: "
+        f"{flag} {noun} {quoted(missing)} not found{did_you_mean}; {listed}: "
         f"{quoted(columns, 6)} ({len(columns)} in all){comment_line_hint(columns)}"
     )
 
@@ -203,6 +204,22 @@ def role_name_flag(name: str) -> str | None:
     else:
         key = _SEPARATORS.sub("", spelling_key(name))
     return _ROLE_KEYS.get(key)
+
+
+def group_like(names: Iterable[str]) -> list[str]:
+    """The columns among ``names`` named as a patient column is ("donor", "Patient", "subject", "individual",
+    ``role_name_flag``): what --group likely means when the default ones are absent."""
+    return [str(n) for n in names if role_name_flag(n) == "--group"]
+
+
+def group_hint(found: Sequence[str]) -> str:
+    """"--group donor ('donor' is named like a patient column)" for the columns ``group_like`` found."""
+    named = "is" if len(found) == 1 else "are"
+    return f"--group {shlex.quote(found[0])} ({quoted(found, 3)} {named} named like a patient column)"
+
+
+# The NO_GROUP_NOTE of a table with a column named like a patient column (``group_like``), which it ends with
+NO_GROUP_LIKE = ": "
 
 
 def warn_role_names(names: list[str], warn: list[str]) -> None:

@@ -182,6 +182,7 @@ class StreamedH5ad(StreamedTable):
         self.h = (reader or H5ad)(path, layer, raw, var_names, var_names_fallback=var_names_fallback, needed=needed)
         self.name = path
         self.columns = self.h.columns
+        self.feature_columns = self.h.named_features
         self.default_id = getattr(self.h, "default_id", OBS_NAMES)
         self.notes = list(self.h.notes)
         self._done = 0

@@ -42,6 +42,7 @@ from ..errors import DataError, OptionError
 from .conventions import JOINED_ATTR
 from .header import FEATURE_COLUMN_NAMES
 from .h5ad import H5ad, as_float32_csr, hdf5_reason
+from ..text import count_of
 
 __all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
 
@@ -294,7 +295,7 @@ class TenX(H5ad):
                   ((self.matrix_path, _MATRIX), (self.features_path, _FEATURES), (self.barcodes_path, _BARCODES))
                   for n in names if os.path.isfile(os.path.join(self.path, prefix + n))
                   and os.path.join(self.path, prefix + n) != found]
-        self.notes.append(f"{self.path}: {n_cells:,} cells × {n_genes:,} features from 10x Genomics "
+        self.notes.append(f"{self.path}: {count_of(n_cells, 'cell')} × {count_of(n_genes, 'feature')} from 10x Genomics "
                           f"{os.path.basename(self.matrix_path)} (sparse), gene names from {self.names_from}"
                           f"{f' ({kinds})' if kinds else ''}"
                           + (f"; also there and not read: {', '.join(unread)}" if unread else ""))
@@ -383,7 +384,7 @@ class TenX(H5ad):
     def columns(self) -> list[str]:
         """The names this directory offers as a table: `barcode`, then the features."""
         genes = set(self.feature_names)
-        return [c for c in self.obs_columns if c not in genes] + self.feature_names
+        return [c for c in self.obs_columns if c not in genes] + self.named_features
 
     @property
     def default_id(self) -> str:

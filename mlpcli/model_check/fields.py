@@ -14,7 +14,8 @@ from ..engine.network import state_shapes
 from ..errors import ConfigError, ModelFileError, one_line
 from .limits import (MAX_FEATURES, MAX_HIDDEN_LAYERS, MAX_MEMBERS, MAX_TRAINING_ROWS, MAX_WIDTH, SUPPORTED_VERSIONS,
                      TEMPERATURE_RANGE)
-from .words import count_of, is_number, join_key, kind_of, or_default, short_repr
+from ..text import count_of
+from .words import is_number, join_key, kind_of, or_default, short_repr
 
 
 CONFORMAL_SOURCES = ("out-of-fold", "validation", "refit", "cohort")  # conformal.SOURCES (NumPy-free here)

@@ -22,10 +22,6 @@ def join_key(where: str, key) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
-def count_of(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def kind_of(v) -> str:
     if isinstance(v, int) and not isinstance(v, bool) and not is_number(v):
         return "a number beyond a float's range"

@@ -666,8 +666,10 @@ def leave_batch_out(ds: Dataset) -> tuple[list[Fold], str]:
         raise ConfigError("--leave-batch-out needs a batch column (--batch NAME, default 'batch')")
     n_batches = len(np.unique(ds.batches))
     if n_batches < 2:
-        raise DataError(f"--leave-batch-out: the batch column holds one batch ({quoted(np.unique(ds.batches))}); "
-                        "holding batches out needs at least two (--batch to name another column)")
+        name = ds.roles.batch if ds.roles is not None and ds.roles.batch else None
+        column = f"the batch column {name!r} (--batch)" if name else "the batch column (--batch)"
+        raise DataError(f"--leave-batch-out: {column} holds one batch ({quoted(np.unique(ds.batches))}); holding "
+                        "batches out needs at least two (--batch NAME names another column)")
     component, members = batch_components(ds.batches, ds.groups)
     if len(members) < 2:
         raise DataError(f"--leave-batch-out: the {n_batches} batches are all linked through "

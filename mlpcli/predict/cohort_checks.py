@@ -143,7 +143,7 @@ def class_totals_warning(model: Model, proba: np.ndarray, y: np.ndarray, mix=Non
         return []
     n = len(y)
     shares = model.class_shares()
-    parts = [f"{str(model.classes[t.index])!r} add up to {t.expected:.3g} where {t.observed} of the {n} samples are "
+    parts = [f"{str(model.classes[t.index])!r} add up to {t.expected:.3g} where {t.observed:,} of the {n:,} samples are "
              f"of it ({t.ratio:.2g} x)" for t in off[:3]]
     more = f" (and {len(off) - 3} more classes)" if len(off) > 3 else ""
     if mix is not None:

@@ -18,7 +18,7 @@ import pandas as pd
 from .. import data
 from ..data.conventions import DECIMAL_ATTR
 from ..data.cells import decimal_advice, first_non_number
-from ..text import counted
+from ..text import count_of, counted
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..data.names import comment_line_hint, count_matches, id_kind, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
@@ -122,7 +122,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                  by: str | None = None, fill_missing: str | None = None, source: str = "the table",
                  sheet_columns: Sequence[str] = (), max_missing: float | None = None,
                  first_cells: Callable[[int], Sequence[str]] | None = None, can_fill: bool = True,
-                 ids_written: bool = False) -> ColumnPlan:
+                 ids_written: bool = False, feature_columns: Sequence[str] = ()) -> ColumnPlan:
     """Match a table's header to the model: roles (the model's, unless overridden), features by name.
 
     Features match a column of the same name, or failing that one whose name differs only in letter case,
@@ -137,7 +137,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     (features in rows without --features-in-rows, or the reverse). `can_fill`: whether the command has
     --fill-missing (gradcheck does not: its error for absent features does not offer it). `ids_written`: the
     caller writes a row per sample under its id (predict), so a table without an id column but with columns
-    it ignores is told how to name one (--id).
+    it ignores is told how to name one (--id). `feature_columns`: those of `columns` the table's reader knows to be
+    features (an .h5ad file's genes), which are not offered as --by's columns when it names none of the table's.
     """
     if fill_missing not in (None, "mean"):
         raise ConfigError(f"--fill-missing {fill_missing!r}: the only choice is 'mean'")
@@ -240,7 +241,13 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         raise ConfigError(f"one column has two roles (id {id_col!r}, group {group!r}, batch {batch!r}); "
                           "give each column one role")
     if by is not None and by not in present_set:
-        raise missing_columns_error([by], list(columns), "--by")
+        # the candidates are the columns other than the features (an .h5ad file's obs columns): a list of 300 genes
+        # with 4 obs columns among them named none of them (--by may name a feature all the same)
+        genes = set(feature_columns)
+        features = {name_key(f) for f in model.feature_names}
+        others = [c for c in columns if c not in genes and name_key(c) not in features]
+        raise missing_columns_error([by], others or list(columns), "--by", listed="the columns other than the "
+                                    "features" if others else "available columns")
 
     unavailable = set(drop) | set(roles_used) | set(found)
     unavailable |= set(sheet_columns)  # features never come from a sample sheet
@@ -312,7 +319,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
                             f"feature names, or pass --max-missing {_ceil2(share):g} to fill them anyway")
         fill[~present] = training_means(model)[~present]
         rest = f"predictions rest on the other {int(present.sum()):,}"
-        warns.append(f"{len(missing)} of the {len(kept)} features the model uses ({_percent(share)}) are missing and "
+        warns.append(f"{len(missing):,} of the {count_of(len(kept), 'feature')} the model uses ({_percent(share)}) "
+                     f"{'is' if len(missing) == 1 else 'are'} missing and "
                      f"filled with their training means: {quoted(missing)}; {rest}{f'; {others}' if differ else ''}"
                      f"{dates_hint if dates else ''}")
     kept_set = set(kept)
@@ -342,7 +350,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         shown_extra = ", ".join(repr(c) if str(c).strip() else f"the unnamed column {at[c] + 1}"
                                 + (" (row names; the ids are read from the id column)" if at[c] == 0 and id_col
                                    else "") for c in extra[:4])
-        notes.append(f"ignored {len(extra)} column{'s' * (len(extra) != 1)} the model does not use: "
+        notes.append(f"ignored {count_of(len(extra), 'column')} the model does not use: "
                      f"{shown_extra}{f' and {len(extra) - 4} more' if len(extra) > 4 else ''}{unnamed}")
 
     position = {c: i for i, c in enumerate(columns)}
@@ -351,7 +359,7 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
         notes.append("features matched by name (the table's column order differs from the model's)")
     picked = [f"{r} {c}" for r, c in (("id", id_col), ("group", group), ("batch", batch)) if c is not None]
     notes.insert(0, f"columns: {', '.join(picked) if picked else 'no id, group or batch column'}; "
-                    f"{int(present.sum())} of the model's {len(kept)} features found")
+                    f"{int(present.sum()):,} of the model's {count_of(len(kept), 'feature')} found")
     return ColumnPlan(source=source, roles=data.Roles(target=found, group=group, id=id_col, batch=batch, drop=drop),
                       features=kept, present=present, fill_values=fill, by=by, notes=notes, warnings=warns,
                       matched=matched if match.relaxed else None, max_missing=max_missing)

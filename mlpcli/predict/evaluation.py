@@ -19,7 +19,7 @@ from ..errors import ConfigError, OptionError
 from ..fileio import file_sha256
 from ..model_io import Model, require_model
 from ..rough_metrics import held_out_caveat
-from ..text import quoted
+from ..text import count_of, quoted
 from .bootstrap import BOOTSTRAP_FEW_UNITS, BOOTSTRAP_MIN, Units, bootstrap_metrics, bootstrap_workers, percentile_ci
 from .columns import RoleFlags
 from .risk_thresholds import check_operating_points, check_risk_thresholds, net_benefit_rows, operating_point_rows
@@ -235,7 +235,7 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
     whats = [what for what, _ in fitted]
     listed = whats[0] if len(whats) == 1 else ", ".join(whats[:-1]) + " and " + whats[-1]
     if k == len(y):
-        result.warnings.append(f"{'the one sample is a row' if k == 1 else f'all {k} samples are rows'} of {name}, the "
+        result.warnings.append(f"{'the one sample is a row' if k == 1 else f'all {k:,} samples are rows'} of {name}, the "
                                f"table the model was recalibrated on: {listed} here {'is' if len(fitted) == 1 else 'are'} "
                                "in-sample, not a test; evaluate on other samples of the population")
         return mask
@@ -243,7 +243,8 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
     n_others = int(others.sum())
     besides = " (not the model's training rows either)" if seen is not None and seen[~mask].any() else ""
     if not n_others:
-        result.warnings.append(f"{k} of {len(y)} samples are rows of {name}, the table the model was recalibrated on, "
+        result.warnings.append(f"{k:,} of {count_of(len(y), 'sample')} {'is a row' if k == 1 else 'are rows'} of {name}, "
+                               "the table the model was recalibrated on, "
                                f"and the other rows are rows it was trained on: {listed} include{'s' * (len(fitted) == 1)} "
                                "them in-sample, and no sample here is new to the model")
         return mask
@@ -255,11 +256,13 @@ def _cohort_rows(result: EvaluationResult, model: Model, source, uncertainty, fi
         value = om.get(key)
         return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "undefined"
 
-    alone = (f"the {n_others} other sample{'s' * (n_others > 1)}{besides} are too few to measure alone"
+    alone = (f"the {n_others} other sample{'s' * (n_others > 1)}{besides} {'is' if n_others == 1 else 'are'} too few "
+             "to measure alone"
              if n_others < _FEW_UNSEEN else
-             f"on the {n_others} other samples{besides} alone, log loss {shown('log_loss')}, ECE {shown('ece')}, "
+             f"on the {n_others:,} other samples{besides} alone, log loss {shown('log_loss')}, ECE {shown('ece')}, "
              f"{metrics.display_name(result.main_metric)} {shown(result.main_metric)}")
-    result.warnings.append(f"{k} of {len(y)} samples are rows of {name}, the table the model was recalibrated on: "
+    result.warnings.append(f"{k:,} of {count_of(len(y), 'sample')} {'is a row' if k == 1 else 'are rows'} of {name}, "
+                           "the table the model was recalibrated on: "
                            f"{listed} include{'s' * (len(fitted) == 1)} them in-sample; {alone} "
                            "(`cohort_other_metrics` in --json)")
     return mask

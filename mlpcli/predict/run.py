@@ -197,7 +197,7 @@ class PredictionRun:
                                      need_target=need_target, by=by, fill_missing=fill_missing,
                                      source=self.table.name, sheet_columns=sorted(self.sheet_only),
                                      max_missing=max_missing, first_cells=self.table.first_cells,
-                                     ids_written=not need_target)
+                                     ids_written=not need_target, feature_columns=self.table.feature_columns)
             if self.join is not None:
                 self.join.select(sheet_roles(self.plan.roles, roles, self.table.columns, need_target, by),
                                  self.plan.roles.drop, said=() if need_target else self.plan.roles.target)

@@ -79,9 +79,9 @@ class SeenRows:
     def describe(self, n_rows: int) -> str:
         """"12 of 40 samples are rows the model was trained on (identical feature values: 'S1', 'S4', 'S9', …)"."""
         more = ", …" if self.n > len(self.examples) else ""
-        share = "the one sample is a row" if n_rows == 1 and self.n == 1 else f"all {n_rows} samples are rows" \
+        share = "the one sample is a row" if n_rows == 1 and self.n == 1 else f"all {n_rows:,} samples are rows" \
             if self.n == n_rows else (
-            f"{self.n} of {n_rows} samples {'is a row' if self.n == 1 else 'are rows'}")
+            f"{self.n:,} of {n_rows:,} samples {'is a row' if self.n == 1 else 'are rows'}")
         return (f"{share} the model was {self.seen_as} (identical feature values: {', '.join(self.examples)}{more})")
 
     def by_chance(self, n_rows: int) -> bool:
@@ -96,7 +96,7 @@ class SeenRows:
         """"48 of 134 samples have a training row's exact values, about what chance gives on this table (...)"."""
         expected = self.chance * n_rows
         which = ("the one sample has" if n_rows == 1 else
-                 f"{self.n} of {n_rows} samples {'has' if self.n == 1 else 'have'}")
+                 f"{self.n:,} of {n_rows:,} samples {'has' if self.n == 1 else 'have'}")
         return (f"{which} a training row's exact feature values ({', '.join(self.examples)}"
                 f"{', …' if self.n > len(self.examples) else ''}), about what chance gives on this table "
                 f"({expected:.0f} expected: {self.chance:.0%} of the training rows repeat another training sample's "

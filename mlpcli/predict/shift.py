@@ -14,6 +14,7 @@ from ..errors import DataError
 from ..model_io import Model, require_model
 from .sizes import STAT_ROWS, DEFAULT_CHUNKSIZE
 from ..data.labels import label_keys
+from ..text import count_of
 
 
 # Cohort-shift check, on the preprocessed scale the network sees (z-scores when trained with standardising).
@@ -158,6 +159,9 @@ class ShiftReport:
     # (d,) each feature's kurtosis before the clip in training (``Preprocessor.train_kurtosis_``; None: a model before
     # format 17, or without the clip): how far the SD ratio moves by chance (SPREAD_CHANCE_Z)
     train_kurtosis: np.ndarray | None = None
+    # whether the preprocessing clips (robust scaling's smooth clip): the mean shifts are then of the clipped values,
+    # and the means on the features' own scale (``far_message``, ``to_frame``) of the values before the clip
+    clipped: bool = False
 
     @property
     def units(self) -> int:
@@ -238,12 +242,21 @@ class ShiftReport:
                 back = np.expm1([new[j], train[j]])
             return f" (about {shown_number(back[0], '.3g')} against {shown_number(back[1], '.3g')} as written)"
 
-        shown = "; ".join(f"{self.features[j]!r}: mean {shown_number(new[j], '.4g')} against "
-                          f"{shown_number(train[j], '.4g')} ± {shown_number(train_sd[j], '.2g')} in training{written(j)}"
+        # the SDs flagged are the shift table's (``mean_shift``: after robust scaling's clip, the scale the network
+        # sees); the means are the features' own, before the clip, which holds far values in: a gene at "mean 4.56
+        # against 0.05 ± 1" (4.5 SDs) is +3.1 SD after it, and the warning gave the one, the table the other
+        before = " before the clip" if self.clipped else ""
+        shift = self.mean_shift
+        shown = "; ".join(f"{self.features[j]!r} at {shown_number(_num(shift[j]), '+.3g')} SD, its mean "
+                          f"{shown_number(new[j], '.4g')} against {shown_number(train[j], '.4g')} ± "
+                          f"{shown_number(train_sd[j], '.2g')} in training{before}{written(j)}"
                           for j in far[:SHIFT_SHOWN])
         k = len(far)
         more = f"; and {k - SHIFT_SHOWN} more" if k > SHIFT_SHOWN else ""
         scale = ", of log(1 + x) of the values, the scale the model reads" if self.log1p else ""
+        if self.clipped:
+            scale = ((scale or " on the scale the model reads") + " after its robust clip, as --shift-report's "
+                     "mean_shift_sd")
         return (f"{'1 feature lies' if k == 1 else f'{k:,} features lie'} far from {'its' if k == 1 else 'their'} "
                 f"training values across the cohort (mean beyond {self.far_bar:.3g} training SDs{scale}: {shown}{more}): "
                 "another unit, normalisation or a column mix-up — or a cohort of one rare class, whose markers lie "
@@ -368,8 +381,9 @@ class ShiftReport:
         names = self.absent_names()
         most = float(self.train_zero_share[flags].max())
         at_most = "never 0 in training" if most == 0 else f"0 in at most {most:.1%} of the training samples"
-        return (f"{k} of the {int((~self.filled).sum())} features {'are' if k > 1 else 'is'} 0 in every one of the "
-                f"{self.units} {self.unit_name()}, though {at_most}: {names}. A gene the cohort's assay did not "
+        return (f"{k:,} of the {count_of(int((~self.filled).sum()), 'feature')} {'are' if k > 1 else 'is'} 0 in every "
+                f"one of the {count_of(self.units, self.unit_name()[:-1])}, though {at_most}: {names}. A gene the "
+                "cohort's assay did not "
                 "measure, written as 0, reads to the model as 'not expressed': if they were not measured, remove "
                 "those columns and predict with --fill-missing mean (their training means instead)")
 
@@ -553,7 +567,7 @@ class ShiftReport:
         """How the mean test's bar was raised for a cohort of few patients (else "")."""
         if self.mean_bar <= SHIFT_MEAN_SD:
             return ""
-        units = f"{self.units} {self.unit_name()}" if self.units != 1 else f"1 {self.unit_name()[:-1]}"
+        units = count_of(self.units, self.unit_name()[:-1])
         return f" (the {SHIFT_MEAN_SD:g} SD bar raised for {units}: chance alone moves means that far)"
 
     def message(self) -> str | None:
@@ -566,14 +580,15 @@ class ShiftReport:
                 mild = f"{self.fraction_mildly_shifted:.0%} by more than {SHIFT_MILD_SD:g}"
             else:  # not judged: a 0 % here would be a figure never measured
                 mild = (f"the {SHIFT_MILD_SD:g} SD and SD-ratio tests need {MILD_MIN_SAMPLES} {self.unit_name()}, "
-                        f"this cohort has {self.units}")
-            return (f"cohort-shift check: {self.fraction_mean_shifted:.0%} of the {d} features shifted by more than "
+                        f"this cohort has {self.units:,}")
+            return (f"cohort-shift check: {self.fraction_mean_shifted:.0%} of the {count_of(d, 'feature')} shifted by "
+                    "more than "
                     f"{self.mean_bar:.3g} training SD{self._raised()}, {mild} (warnings above {SHIFT_FRACTION:.0%})")
         parts = []
         if self.fraction_mean_shifted > SHIFT_FRACTION or self.level == "mild":
             sd = self.mean_bar if self.level == "shift" else SHIFT_MILD_SD
             frac = self.fraction_mean_shifted if self.level == "shift" else self.fraction_mildly_shifted
-            parts.append(f"{frac:.0%} of the {d} features have a mean more than {sd:.3g} training SD from the "
+            parts.append(f"{frac:.0%} of the {count_of(d, 'feature')} have a mean more than {sd:.3g} training SD from the "
                          f"training mean{self._raised() if self.level == 'shift' else ''}")
         if self.fraction_spread_shifted > SHIFT_FRACTION:
             parts.append(f"{self.fraction_spread_shifted:.0%} have an SD over {SHIFT_SPREAD_RATIO:g}x larger or "
@@ -625,8 +640,9 @@ def shift_failure(report: "ShiftReport | None", level: str) -> str | None:
                        f"{SHIFT_FRACTION:.0%} of them){one_way}")
     absent = int(report.absent.sum())
     if absent:  # genes the cohort did not measure, written as 0: wrong inputs whatever the level asked
-        reasons.append(f"{absent} feature{'s are' if absent > 1 else ' is'} 0 in every one of the {report.units} "
-                       f"{report.unit_name()} though rarely 0 in training ({report.absent_names()}), which fails "
+        reasons.append(f"{count_of(absent, 'feature')} {'are' if absent > 1 else 'is'} 0 in every one of the "
+                       f"{count_of(report.units, report.unit_name()[:-1])} though rarely 0 in training "
+                       f"({report.absent_names()}), which fails "
                        f"--fail-on-shift {level}: not measured? remove {'them' if absent > 1 else 'it'} and use "
                        "--fill-missing mean")
     return "; ".join(reasons) or None
@@ -743,7 +759,8 @@ class ShiftStats:
                            np.asarray(self.train_sd_unclipped, dtype=np.float64).copy(),
                            new_at_bound=None if self.train_sd_unclipped is None else self.u_at / u_n,
                            train_kurtosis=None if getattr(pre, "train_kurtosis_", None) is None else
-                           np.asarray(pre.train_kurtosis_, dtype=np.float64).copy(), **_own_scale(pre))
+                           np.asarray(pre.train_kurtosis_, dtype=np.float64).copy(),
+                           clipped=bool(getattr(pre, "clips", False)), **_own_scale(pre))
 
 
 def _own_scale(pre) -> dict:

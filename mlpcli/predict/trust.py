@@ -24,7 +24,7 @@ from ..conformal import SCORES, SET_SEPARATOR, SetPredictor, format_sets, group_
 from ..errors import ConfigError, ModelFileError
 from ..metrics import class_proba
 from ..model_io import Model
-from ..text import natural_key
+from ..text import count_of, natural_key
 
 __all__ = ["Uncertainty", "Trust", "DEFAULT_UNASSIGNED", "DEFAULT_OOD_ALPHA", "risk_coverage", "evaluation_report",
            "held_out_trust"]
@@ -406,12 +406,12 @@ class Trust:
                     "patient by patient)" if few else "")
         holds = "calibrated probabilities" + (" and prediction sets' --coverage" if self.sets is not None else "")
         if self.basis.cohort is not None:  # p-values among a labelled cohort of this population (recalibrate)
-            return [f"{n_ood} of {n} samples ({n_ood / n:.0%}) flagged out-of-distribution, where about "
+            return [f"{n_ood:,} of {count_of(n, 'sample')} ({n_ood / n:.0%}) flagged out-of-distribution, where about "
                     f"{alpha * 100:.3g} % of samples like {self._ood_like} would be{patients}{where}: they lie further "
                     f"from the training data than that population's own samples (a kind of sample its classes do not "
                     f"include, or another site), so the {holds} do not hold for them; look at the flagged samples "
                     "(column ood) before trusting their calls"]
-        return [f"{n_ood} of {n} samples ({n_ood / n:.0%}) flagged out-of-distribution, where about "
+        return [f"{n_ood:,} of {count_of(n, 'sample')} ({n_ood / n:.0%}) flagged out-of-distribution, where about "
                 f"{alpha * 100:.3g} % of samples like the training ones would be{patients}{where}: they differ from "
                 f"the training data (another site, protocol or sample type?), so the {holds} do not hold for them; "
                 "look at the flagged samples (column ood) before trusting their calls"]
@@ -425,7 +425,7 @@ class Trust:
             scores = (f"scores of {_cohort_name(cal.cohort)}'s rows" if cal.on_model_proba
                       else f"held-out scores of {cal.source} rows")
             out.append(f"prediction sets ({o.score.upper()}, coverage {o.coverage:.12g} {what}, {scores}): mean size {self.set_size / n:.2f}; "
-                       f"{self.n_multi} multi-class and {self.n_empty} empty of {self.n}")
+                       f"{self.n_multi:,} multi-class and {self.n_empty:,} empty of {self.n:,}")
             out += self.level_notes()
             if self.n_empty and o.score == "aps":
                 out.append("APS sets are empty at random among confident samples, not for uncertain ones: randomised APS "
@@ -444,7 +444,7 @@ class Trust:
                 reasons.append(f"{self.n_empty_abstained} with an empty set")
             if self.n_both:  # the reasons overlap: their counts add up to more than the abstained
                 reasons.append(f"{self.n_both} of them both")
-            out.append(f"{self.n_abstained} of {self.n} samples {o.unassigned_label!r} "
+            out.append(f"{self.n_abstained:,} of {count_of(self.n, 'sample')} {o.unassigned_label!r} "
                        f"({'; '.join(reasons)})")
         if self.basis is not None:
             chance = (f"at most {o.ood_alpha * 100:.3g} % of samples like {self._ood_like} are flagged by chance"
@@ -459,7 +459,7 @@ class Trust:
             if self.split_notes() and self.ood_floor() < o.ood_alpha:  # the promise holds for the held-out rows only
                 chance = (f"at most {o.ood_alpha * 100:.3g} % of held-out training rows are flagged by chance; a new "
                           "patient's samples more often: see the warning")
-            out.append(f"{self.n_ood} of {self.n} samples flagged out-of-distribution (p < {o.ood_alpha:.12g} among "
+            out.append(f"{self.n_ood:,} of {count_of(self.n, 'sample')} flagged out-of-distribution (p < {o.ood_alpha:.12g} among "
                        f"{among}; {chance})")
         return out
 
