@@ -333,17 +333,19 @@ def _table_checks(ds: data.Dataset, options: TrainOptions) -> tuple[list[str], l
     """The table's own warnings before training, as ``cv`` gives them: a label confounded with the batch, a
     multi-label label of one patient, a batch on another scale, missingness that follows the class or batch (with
     --impute); and the checks of a pass over the whole table, to run later (each gives a warning or None: 0/1
-    columns among continuous features, a column that holds one value per class, samples of 0 in every feature; 0.1 s
-    at 8,000 x 5,000)."""
+    columns among continuous features, a column that holds one value per class, samples of 0 in every feature, zeros
+    that stand for missing values; 0.1 s at 8,000 x 5,000, the last up to 0.6 s)."""
     from .data.batch_scales import batch_scale_warning
-    from .data.missingness import binary_among_continuous, empty_rows_warning, label_copies, missingness_warnings
+    from .data.missingness import (binary_among_continuous, empty_rows_warning, label_copies, missingness_warnings,
+                                   zeros_as_missing_warning)
     from .model_selection.cross_validation import batch_confounding
 
     out = [w for w in (batch_confounding(ds, command="train"), batch_scale_warning(ds)) if w]
     out += splits.single_group_labels(ds)
     if options.impute is not None:  # missing values the fills then carry
         out += missingness_warnings(ds)
-    return out, [Deferred(label_copies, ds), Deferred(binary_among_continuous, ds), Deferred(empty_rows_warning, ds)]
+    return out, [Deferred(label_copies, ds), Deferred(binary_among_continuous, ds), Deferred(empty_rows_warning, ds),
+                 Deferred(zeros_as_missing_warning, ds)]
 
 
 def _far_values(datasets: list[data.Dataset], preprocessor) -> list[str]:

@@ -250,6 +250,8 @@ def baseline_line(linear: dict, result) -> str:
     # the SD to the mean's decimals, as every other mean ± SD (it read "+25.72 ± 4.413")
     shown = (fmt_mean_sd(metric, abs(diff["mean"]), diff["sd"]) if diff["folds"] > 1
              else fmt_metric(metric, abs(diff["mean"])))
+    if not any(c in "123456789" for c in fmt_metric(metric, abs(diff["mean"])).split("e")[0]):
+        sign = ""  # a difference that rounds to 0 has no sign (-1e-17 read "-0.000", better in 3 folds of 5)
     of = f"{diff['folds']} folds" if diff["folds"] != len(result.folds) else f"{diff['folds']}"
     return (f"{text}; mlpcli minus it: {sign}{shown} "
             f"(better in {diff['better']} of {of}, worse in {diff['worse']})")

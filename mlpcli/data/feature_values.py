@@ -21,6 +21,11 @@ from .roles import ROLE_WORDS, role_name_flag
 from .row_view import sparse_first_beyond_limit
 
 
+# The first cell of Perseus's annotation rows under the header ("#!{Type}", "#!{C:Group}"), which it writes in its text
+# exports: a row of column types (E, N, T, C) or of categories, not a sample
+PERSEUS_ROW = "#!{"
+
+
 def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_column: str | None = None,
                    roles: dict[str, str | None] | None = None) -> np.ndarray:
     """(n, d) float64 of the feature columns; non-numeric columns and infinities are errors, NaN is noted.
@@ -34,15 +39,23 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
            and not _numbers_in_objects(frame[n], decimal)]
     if bad:
         source = f"{df.attrs[SOURCE_ATTR]}: " if SOURCE_ATTR in df.attrs else ""
-        text = [n for n in bad if non_number_cells(frame[n], decimal).sum() == frame[n].notna().sum()]
+        # a column of text, not one whose only value is a stray cell: a second header row (Perseus's "#!{Type}" row of
+        # E, N, T, C) over a column of missing values made that column "text", and the error named 34 such proteins
+        # as columns to --drop, where one row was to blame
+        text = [n for n in bad if non_number_cells(frame[n], decimal).sum() == frame[n].notna().sum() > 1
+                or (frame[n].notna().sum() == 1 and len(bad) == 1)]
         if not text:  # every such column holds numbers: name the first cell that is not one
             row, j, value, count = first_non_number(frame, bad, decimal)
             stray = [n for n in bad if n != bad[j]]
-            where = f"row {row + 1}" + (f" (id {str(df[id_column].iloc[row])!r})" if id_column else "")
-            more = f" ({count} such cells in the column{f', and more in {quoted(stray, 3)}' if stray else ''})" \
-                if count > 1 or stray else ""
+            row_id = str(df[id_column].iloc[row]) if id_column else None
+            where = f"row {row + 1}" + (f" (id {row_id!r})" if id_column else "")
+            more = (f" ({count} such cell{'s' * (count != 1)} in the column"
+                    f"{f', and more in {quoted(stray, 3)}' if stray else ''})") if count > 1 or stray else ""
+            annotation = (f"; row {row + 1} is a Perseus annotation row ({row_id!r}): delete the rows whose first cell "
+                          "begins with '#!{'" if row_id is not None and row_id.startswith(PERSEUS_ROW) else "")
             raise DataError(f"{source}feature column {bad[j]!r} holds the non-numeric value {str(value)!r} at "
-                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal, text_table)}")
+                            f"{where}{more}; features must be numbers{decimal_advice(value, decimal, text_table)}"
+                            f"{annotation}")
         ids = [n for n in text if frame[n].notna().all() and frame[n].is_unique] if id_column is None else []
         id_hint = (f"{ids[0]!r} holds a different value in every row, as sample ids do (the id column is "
                    f"{DEFAULT_ID!r} by default): pass --id {shlex.quote(ids[0])}; ") if ids and len(df) > 1 else ""
@@ -54,6 +67,10 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
                                f"--drop {shlex.quote(n)}; " if taken.get(flag) else
                                f"{n!r} is named like {ROLE_WORDS[flag]}: pass {flag} {shlex.quote(n)}; "
                                for n, flag in named[:3])
+        perseus = [n for n in text if str(n).startswith(PERSEUS_ROW)]
+        if perseus:  # genes x samples: the annotation row became a column
+            id_hint += (f"{perseus[0]!r} is a Perseus annotation row (its first cell begins with '#!{{'): delete such "
+                        "rows from the file, or ")
         raise DataError(
             f"{source}feature columns must be numeric: {quoted(text)} ({len(text)} column{'s' * (len(text) != 1)}); "
             f"{id_hint}{_decimal_comma_hint(frame[text[0]], text_table) if decimal == '.' else ''}pass them to "

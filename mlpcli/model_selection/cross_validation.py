@@ -487,7 +487,9 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     from ..data.batch_scales import batch_scale_warning
 
     warn += _label_sets_of_folds(ds, fold_list, repeated) + single_group_labels(ds)
-    warn += filter(None, [batch_scale_warning(ds)])
+    from ..data.missingness import zeros_as_missing_warning
+
+    warn += filter(None, [batch_scale_warning(ds), zeros_as_missing_warning(ds)])
     if options.impute is not None:  # missing values that follow the class or batch (``data.missingness``)
         from ..data.missingness import missingness_warnings
 

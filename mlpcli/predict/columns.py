@@ -326,7 +326,8 @@ def plan_columns(model: Model, columns: Sequence[str], roles: RoleFlags | None =
     kept_set = set(kept)
     unused_absent = [f for f in model.feature_names if f not in present_set and f not in kept_set]
     if unused_absent:
-        notes.append(f"{len(unused_absent)} of the model's input features are absent but unused by the network "
+        notes.append(f"{len(unused_absent):,} of the model's input features {'is' if len(unused_absent) == 1 else 'are'} "
+                     "absent but unused by the network "
                      f"(dropped as constant or by --top-var in training): {quoted(unused_absent, 3)}")
     feature_columns = set(match.columns.values())
     used = feature_columns | kept_set | set(roles_used) | set(found) | set(drop) | ({by} if by else set())

@@ -509,6 +509,14 @@ class PredictionRun:
                 if self.join is not None:
                     self.join.count(meta["id"], meta["sheet_row"], first_row)
                 meta["row"] = np.arange(self.n_rows + 1, self.n_rows + n + 1, dtype=np.int64)
+                read, ids = n, meta.get("id")  # the piece's rows as read, and their ids (errors name rows of the table)
+                kept = None  # the rows a sample sheet keeps (evaluate: those with a row in it), when it leaves some out
+                if self.join is not None and not self.join.keep_unmatched and (meta["sheet_row"] < 0).any():
+                    # left out before the preprocessing, not only after the network: their values (QC pools and
+                    # blanks without a sheet row) had entered the shift check, the imputed and never-measured counts
+                    kept = np.flatnonzero(meta["sheet_row"] >= 0)
+                    meta = {k: v[kept] for k, v in meta.items()}
+                    n = len(kept)
                 known = ~meta["novel"] if "novel" in meta else None  # --novel-labels: the rows evaluated
                 if "batch" in meta:
                     batches = meta["batch"] if known is None else meta["batch"][known]
@@ -523,11 +531,21 @@ class PredictionRun:
                     meta["seen"] = np.zeros(n, dtype=bool)
                 if self.keep_fingerprints and self.plan.present.all():
                     meta["fingerprint"] = np.zeros(n, dtype=np.uint64)
-                self._transform(values, meta.get("id"), first_row, rows.append(n, meta),
-                                None if refs is None else refs.append(n, {"row": meta["row"]}), meta.get("seen"),
-                                meta.get("novel"), meta.get("fingerprint"))
+                Z = rows.append(n, meta)
+                R = None if refs is None else refs.append(n, {"row": meta["row"]})
+                # runs of consecutive rows kept, each transformed with its own first row in the table
+                runs = [(0, n, 0)] if kept is None else [
+                    (int(run[0]), int(run[-1]) + 1, int(kept[run[0]]))
+                    for run in np.split(np.arange(n), np.flatnonzero(np.diff(kept) != 1) + 1) if len(run)]
+                for a, b, t in runs:
+                    piece = values if kept is None else (
+                        [column[t:t + b - a] for column in values] if isinstance(values, list) else values[t:t + b - a])
+                    self._transform(piece, None if ids is None else ids[t:t + b - a], first_row + t, Z[a:b],
+                                    None if R is None else R[a:b],
+                                    *(None if meta.get(k) is None else meta[k][a:b]
+                                      for k in ("seen", "novel", "fingerprint")))
                 del values
-                self.n_rows += n
+                self.n_rows += read
                 for Z, block_meta in _with_references(rows.blocks(), refs):
                     yield self._joined(self._outputs(Z, block_meta), block_meta)
                 if self.progress is not None:
