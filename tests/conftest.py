@@ -137,7 +137,7 @@ def small(tmp_path_factory):
     return tmp
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # five modules read it (a test writes only files of its own names there)
 def site_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
     train = _table(n_pat=150, batch_of=lambda p: f"S{p % 3 + 1}", seed=3)
@@ -189,10 +189,11 @@ def histories(tmp_path_factory):
     return tmp
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def risk_model(tmp_path_factory):
     """A binary model (positive class 'event', one hidden layer of 16) trained on ``risk_cohort(500, 1)``: the path
-    of its file, for the tests of evaluate's clinical figures and of recalibrate."""
+    of its file, for the tests of evaluate's clinical figures and of recalibrate. Trained once per process of the
+    suite (four modules only read it)."""
     tmp = tmp_path_factory.mktemp("risk")
     risk_cohort(500, 1).to_csv(tmp / "dev.csv", index=False)
     res = run(["train", str(tmp / "dev.csv"), "--id", "pid", "--positive", "event", "--hidden", "16", "-q",

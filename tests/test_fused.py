@@ -120,12 +120,14 @@ def test_auto_waits_for_the_threshold_in_a_fresh_process(tmp_path):
 
 
 def _train(tmp_path, name, env):
+    """The model file `train` writes under MLPCLI_NUMBA=``env``: both members in the command's own process (--n-jobs 1;
+    worker processes write the same bytes, parallel.member_processes, at an interpreter start-up each)."""
     table = tmp_path / "t.csv"
     if not table.exists():
         write_table(tmp_path, "t.csv", n_patients=40, per_patient=3, n_features=40)
     out = tmp_path / f"{name}.mlp"
     proc = subprocess.run([sys.executable, "-m", "mlpcli", "train", str(table), "-o", str(out), "--hidden", "32",
-                           "--epochs", "8", "--folds", "2", "--quiet", "--threads", "1"],
+                           "--epochs", "8", "--folds", "2", "--quiet", "--threads", "1", "--n-jobs", "1"],
                           capture_output=True, text=True, env={**os.environ, fused.ENV: env})
     assert proc.returncode == 0, proc.stderr
     return out.read_bytes()

@@ -149,9 +149,14 @@ def test_healthy_runs_never_trip_it(tmp_path, task, settings):
 
 
 def test_healthy_on_the_sample_data_with_a_range_of_learning_rates():
+    from threadpoolctl import threadpool_limits
+
     ds, _ = data.load_dataset("sample_data/tumour_subtypes.csv.gz")
-    for lr, hidden in ((1e-2, []), (3e-3, [128]), (3e-2, [128])):
-        _fit(ds, lr=lr, hidden=hidden, epochs=60)
+    # one BLAS thread, as `train` fits by default (--threads 1): a second one only competed with the suite's other
+    # worker for its 2 cores (5 s alone, 30 s there)
+    with threadpool_limits(limits=1):
+        for lr, hidden in ((1e-2, []), (3e-3, [128]), (3e-2, [128])):
+            _fit(ds, lr=lr, hidden=hidden, epochs=60)
 
 
 # ── the command line ─────────────────────────────────────────────────────────────────────────────────────
