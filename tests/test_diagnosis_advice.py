@@ -210,6 +210,8 @@ def test_overfit_advice_on_a_real_run_names_the_epoch_restored(tmp_path):
     assert outcome.model.history[kept - 1]["val_loss"] > outcome.model.baseline["val_loss"]
     assert advice[0].startswith(f"Validation never beat the no-skill loss, even at its lowest epoch (training kept "
                                 f"epoch {kept}'s weights")
+    # random labels read so too: the labels are the next suspect once a small model fails as well
+    assert advice[1].startswith("If a model that small never beats it either: check the target first")
 
 
 def test_validation_best_at_once_asks_for_a_lower_learning_rate_not_early_stopping(tmp_path):

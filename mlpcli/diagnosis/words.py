@@ -391,6 +391,9 @@ def _overfit_advice(ev: dict, stochastic: bool, w: Words, kept: Sequence[int] | 
                 "prediction (the training prior or mean) does better. Make the model much less flexible before "
                 "anything else: the linear model (--hidden none) or a few units (--hidden 16), with input noise "
                 "(--augment-noise auto) and weight decay (--l2); or let the defaults choose (--hidden auto).",
+                # random labels read so too (the network memorises its rows, validation rises from no skill): if a
+                # model that small never beats it either, the labels are the first suspect, not the capacity
+                f"If a model that small never beats it either: {CHECK_TARGET[0].lower()}{CHECK_TARGET[1:]}",
                 augment, regularise, smaller]
     if early:
         kept_note = f"; {_kept_words(kept)}" if kept else ""
@@ -550,6 +553,13 @@ def _capacity_advice(ev: dict, w: Words, capacity_tried: str | None) -> list[str
     return unknown + ([lr, *capacity, regularisation] if erratic else [*capacity, lr, regularisation])
 
 
+# What to check when nothing a network learned carries over (validation never beat a constant prediction)
+CHECK_TARGET = ("Check the target first: that it is the right column and that its labels belong to these rows (labels "
+                "shuffled, or a sample sheet joined on the wrong id, look like this); then whether these features can "
+                "carry it at all. `mlpcli diagnose --learning-curve DATA` trains on growing shares of the rows and "
+                "says whether any size beats the no-skill level.")
+
+
 def _no_signal_advice(ev: dict, w: Words, lead: str, tail: str) -> list[str]:
     """The advice for cause no_signal (``_no_signal``: a baseline is known): what the levels say, then the target
     to check before anything else, then a weak signal's remedies. ``lead`` opens the first line ("More capacity will
@@ -560,10 +570,7 @@ def _no_signal_advice(ev: dict, w: Words, lead: str, tail: str) -> list[str]:
         f"(at its {w.best} {_from_no_skill(ev['best_distance_from_baseline'])}) and settled "
         f"{_pct(ev['gap_end'])} of the scale {w.worse_side} training: nothing the network learned from its "
         f"training rows carries over to new samples, and {tail}.",
-        "Check the target first: that it is the right column and that its labels belong to these rows (labels "
-        "shuffled, or a sample sheet joined on the wrong id, look like this); then whether these features can "
-        "carry it at all. `mlpcli diagnose --learning-curve DATA` trains on growing shares of the rows and says "
-        "whether any size beats the no-skill level.",
+        CHECK_TARGET,
         "If the labels are right, the signal is too weak for this many samples: collect more samples or more "
         "informative features, and regularise so that the model does not memorise the noise (--l2, "
         "--weight-decay, --augment-noise auto).",
