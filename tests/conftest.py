@@ -81,6 +81,44 @@ def _no_terminal_size(monkeypatch):
     monkeypatch.delenv("LINES", raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread_per_worker():
+    """One BLAS thread in each process of the suite, as every command and fit_model default to: library calls
+    that leave BLAS as they find it (explain, evaluate, the engine's own calls) otherwise ran 2 threads beside
+    the other xdist worker on 2 cores, and a 4.6 s test took 32 s on a loaded machine. Modules that test what
+    the library does with the caller's BLAS threads are marked ``blas_as_found`` and get the process's own."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _blas_as_found(request):
+    """The caller's BLAS threads as the process found them, for tests marked ``blas_as_found``."""
+    if request.node.get_closest_marker("blas_as_found") is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=_FOUND_BLAS_THREADS, user_api="blas"):
+        yield
+
+
+def _blas_threads_found() -> int | None:
+    from threadpoolctl import threadpool_info
+
+    return max((p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"), default=None)
+
+
+_FOUND_BLAS_THREADS = _blas_threads_found()  # at import, before the session's cap
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "blas_as_found: the test runs with the process's own BLAS thread count, "
+                                       "not the suite's one thread (tests of thread defaults)")
+
+
 TINY = dict(hidden=[6], epochs=2, seed=0, folds=1)
 
 

@@ -7,10 +7,13 @@ import os
 
 import numpy as np
 import pandas as pd
+import pytest
 from threadpoolctl import threadpool_info
 
 from cli_helpers import run
 from mlpcli.cli.shared_options import THREADS_DEFAULT
+
+pytestmark = pytest.mark.blas_as_found  # tests of the default BLAS threads: the process's own, not the suite's cap
 
 
 def _blas_threads() -> int:

@@ -45,6 +45,9 @@ def test_regression_and_multilabel_targets_get_a_simple_random_sample():
 def test_history_measures_the_inference_mode_loss_and_metric_on_the_subsample(monkeypatch, sparse):
     monkeypatch.setattr(training, "TRAIN_EVAL_ROWS", 50)
     monkeypatch.setattr(training, "EVAL_CHUNK_BYTES", 7 * 10 * 4)  # gathered 7 rows at a time
+    # one usable core: each epoch's passes run at its end, so the callback's network is that epoch's (with a
+    # core to spare they run beside the next epoch and the row arrives an epoch later)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 10)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
@@ -72,7 +75,7 @@ def test_history_measures_the_inference_mode_loss_and_metric_on_the_subsample(mo
 
 
 @pytest.mark.parametrize("n_val, measured", [(40, training.TRAIN_EVAL_MIN_ROWS), (600, 600), (3000, training.TRAIN_EVAL_ROWS)])
-def test_the_training_loss_is_measured_on_as_many_rows_as_the_validation_pass(n_val, measured):
+def test_the_training_loss_is_measured_on_as_many_rows_as_the_validation_pass(n_val, measured, monkeypatch):
     # a member of the ensemble holds out a quarter of its training rows: its inference-mode training loss is
     # measured on as many of them (within the floor and the cap), not on all, and the sample is the public one
     rng = np.random.default_rng(2)
@@ -85,6 +88,7 @@ def test_the_training_loss_is_measured_on_as_many_rows_as_the_validation_pass(n_
     net = MLP(6, [5], 2, seed=3, dtype="float32")
     loss = losses.get("ce")
     seen = []
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # the passes at each epoch's end, as in the test above
 
     def check(row):
         seen.append((row["train_loss_eval"], evaluate_loss(net, loss, X[rows], y[rows])[0],

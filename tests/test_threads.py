@@ -23,6 +23,8 @@ from mlpcli.parallel import Plan
 from cli_helpers import assert_clean_error, run
 from tables import make_table, write_table
 
+pytestmark = pytest.mark.blas_as_found  # tests of the default BLAS threads: the process's own, not the suite's cap
+
 
 def blas_threads() -> int:
     return min((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=1)
