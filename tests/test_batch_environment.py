@@ -266,3 +266,22 @@ def test_tables_in_a_pipe_have_no_trailing_spaces(monkeypatch):
     assert sum("a long sentence" in line for line in lines) == 1  # the row on one line, as before
     res = run(["gradcheck", "--only", "loss:ce"])  # a centred title, through the command
     assert res.exit_code == 0 and all(line == line.rstrip() for line in res.stdout.splitlines()), res.stdout
+
+
+def test_panels_in_a_pipe_lose_their_box_and_keep_their_title(monkeypatch):
+    """diagnose's verdict is a panel: in a pipe or a SLURM log its right border stood at the console's width (140)
+    after every line, each padded with spaces to reach it. Not a terminal, a panel is its title, then its body."""
+    from rich.panel import Panel
+
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    stdout_console().print(Panel("short line\nanother", title="Learning curves: overfit", subtitle="the end"))
+    assert out.getvalue().splitlines() == ["Learning curves: overfit", "short line", "another", "the end"]
+    rng = np.random.default_rng(0)
+    history = pd.DataFrame({"epoch": np.arange(1, 31), "train_loss": np.linspace(0.7, 0.05, 30),
+                            "val_loss": 0.4 + 0.01 * np.abs(np.arange(30) - 12) + 0.01 * rng.random(30)})
+    res = run(["diagnose", "-"], input=history.to_csv(index=False))
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("Learning curves: ") and not any(line[:1] in "╭│╰" and line for line in lines), lines
+    assert all(line == line.rstrip() for line in lines)

@@ -13,9 +13,10 @@ import time
 from contextlib import contextmanager
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.measure import Measurement
+from rich.panel import Panel
 from rich.segment import Segment
 from rich.table import Table as _RichTable
 from rich.text import Text
@@ -64,12 +65,26 @@ def for_a_file(objects: tuple) -> tuple:
     """What a console prints to a pipe or a file, laid out for it: tables without their outer frame, whose right
     edge stood after each cell's padding to its column's width (every row of train's summary 450 characters wide in a
     log read at 80 to 200 columns), and no line ending in the spaces that pad it to that width (rich pads a table's
-    title and caption to the table's width: 430 spaces after "Training summary")."""
+    title and caption to the table's width: 430 spaces after "Training summary"), and panels without their box,
+    whose right border stood at the console's width after every line (diagnose's verdict: 140 columns of spaces and
+    a border in a SLURM log), their title a line above their body."""
     for o in objects:
         if isinstance(o, _RichTable):
             o.show_edge = False
+    objects = tuple(_unboxed(o) if isinstance(o, Panel) else o for o in objects)
     return tuple(o if isinstance(o, (str, Text)) or not hasattr(o, "__rich_console__") else _Trimmed(o)
                  for o in objects)
+
+
+def _unboxed(panel: Panel) -> Group:
+    """A panel's title, body and subtitle, one after the other, without its box (a title given as a string is
+    markup, as the panel reads it)."""
+    def line(title) -> list:
+        if not title:
+            return []
+        return [Text.from_markup(title, style="bold") if isinstance(title, str) else title]
+
+    return Group(*line(panel.title), panel.renderable, *line(panel.subtitle))
 
 
 class _Trimmed:
