@@ -42,15 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-LABELS = (
-    "underfit_capacity",
-    "underfit_stopped_early",
-    "overfit",
-    "good_fit",
-    "unrepresentative_train",
-    "unrepresentative_validation_noisy",
-    "validation_below_train",
-)
+from mlpcli.diagnosis import LABELS  # one family per label, in its order (the seeds use the index)
 
 MAX_TRIES = 200  # rejection sampling: every family is accepted in a few tries on average
 
