@@ -100,11 +100,15 @@ def _training_rows_note(samples, method: str) -> list[str]:
               help="IG: largest accepted completeness gap (relative)  [default: 1e-3 for float64 models, 1e-2 float32]")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="Genes ranked per class (per target).")
-@click.option("--symbols", "symbols", default=None, metavar="COLUMN", callback=named_column,
-              help=".h5ad or 10x input whose genes the model names by id (Ensembl): show each gene's symbol beside "
-                   "its id (a symbol column in -o and --json, the plot's labels), from this var column ('var_names' "
-                   "means the index; 'none': the ids alone)  [default: auto: the first of feature_name, gene_symbols, "
-                   "gene_name, symbol the file has, unless the genes are named by it]")
+@click.option("--symbols", "symbols", default=None, metavar="FILE|COLUMN", callback=named_column,
+              help="Show each gene's symbol beside its id (a symbol column in -o and --json, the plot's labels), from "
+                   "an annotation FILE of ids and symbols, for any input: a GEO platform table (GPL570.annot.gz, the "
+                   "GPL full table), a BioMart export, two columns (.csv/.tsv/.txt, optionally .gz); its id column is "
+                   "the one matching the model's features best; or, for .h5ad or 10x input, from this var COLUMN "
+                   "('var_names' means the index). A value naming a var column of cell input is that column, any "
+                   "other a file (./NAME: a file named as a column); 'none': the ids alone  [default: auto: .h5ad or "
+                   "10x input's first of feature_name, gene_symbols, gene_name, symbol it has, unless the genes are "
+                   "named by it]")
 @click.option("--class", "class_names", multiple=True, metavar="NAME",
               help="Rank only this class, or target of a regression model (repeatable); default every class "
                    "(a binary model: its positive class alone) or target.")

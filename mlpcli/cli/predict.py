@@ -15,8 +15,8 @@ from . import SHORT_HELP
 from .console import binary_stdin, print_json, render_notes, stderr_console, StderrBar, stdout_console, Table
 from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
-from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_file, quiet_option,
-    role_options, threads_context, threads_option)
+from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_column, named_file,
+    quiet_option, role_options, threads_context, threads_option)
 
 # Without a terminal (logs, HPC jobs) progress is one line this often.
 _LOG_EVERY_SECONDS = 10.0
@@ -301,9 +301,17 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
                    "largest |scores| for the predicted value, in the target's units (a positive score raises it, a "
                    "negative one lowers it, from the value at the training mean); several targets: "
                    "top_features_<target> each. A multi-label model: top_features_<label> each, toward the "
-                   "label, for the rows predicted positive for it (empty for the others).")
+                   "label, for the rows predicted positive for it (empty for the others). With gene symbols "
+                   "(--symbols) a top_symbols column (top_symbols_<target>) too: the same genes by symbol.")
 @click.option("--explain-steps", type=click.IntRange(1, 100_000), default=16, show_default=True,
               help="With --explain: integrated-gradients path intervals.")
+@click.option("--symbols", "symbols", default=None, metavar="FILE|COLUMN", callback=named_column,
+              help="With --explain: a top_symbols column after top_features (which keeps the ids): the same genes "
+                   "by symbol, SYMBOL;... (a gene without one by its id), from an annotation FILE of ids and symbols "
+                   "(a GEO platform table such as GPL570.annot.gz, a BioMart export, two columns; .csv/.tsv/.txt, "
+                   "optionally .gz) or, for .h5ad or 10x input, a var COLUMN, as explain --symbols reads them; "
+                   "'none': no top_symbols  [default: auto: .h5ad or 10x input's first of feature_name, "
+                   "gene_symbols, gene_name, symbol it has, unless the genes are named by it]")
 @trust_options
 @role_options
 @threads_option
@@ -312,7 +320,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @debug_option
 @handle_errors
 def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fill_missing, max_missing, shift_path,
-            chunk_mb, chunksize, threshold, decision, prevalence, explain_k, explain_steps, threads, quiet, as_json, debug, **params):
+            chunk_mb, chunksize, threshold, decision, prevalence, explain_k, explain_steps, symbols, threads, quiet,
+            as_json, debug, **params):
     """Predict a new cohort with a trained model, streaming the table in pieces.
 
     Features are matched to the model by name (extra columns ignored); the model's preprocessing
@@ -337,8 +346,11 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
     reading(data_file)  # a data error naming no file is said of it
     roles = role_flags(params)
     chunks = chunking(chunksize, chunk_mb)
-    _check_explain_options(explain_k)
+    _check_explain_options(explain_k, symbols)
+    from ..data.symbols import AUTO, check_symbols_option
     from ..errors import ConfigError, DataError, OutputError
+
+    check_symbols_option(data_file, symbols)  # a var COLUMN with a table: a usage error, before any reading
     from ..fileio import check_file_name
 
     try:
@@ -369,7 +381,7 @@ def predict(model_path, data_file, out, obs_prefix, obs_probs, fail_on_shift, fi
                                     max_missing=max_missing, roles=roles, stdin=binary_stdin() if data_file == "-" else None,
                                     progress=progress, explain=explain_k, explain_steps=explain_steps,
                                     uncertainty=uncertainty, unique_ids=not to_h5ad,  # .h5ad: written by position
-                                    prevalence=prevalence)
+                                    prevalence=prevalence, symbols=AUTO if symbols is None else symbols)
         notes = NoteRenderer(quiet, stream)
         notes()
         if fail_on_shift:
@@ -433,14 +445,16 @@ def _check_obs_probs(obs_probs: bool, model) -> None:
                                f"{why} (leave --obs-probs out)")
 
 
-def _check_explain_options(explain_k: int | None) -> None:
-    """--explain-steps without --explain is a usage error: silently ignored, it would promise reasons the
-    output does not have (as --conformal-score without --coverage)."""
+def _check_explain_options(explain_k: int | None, symbols: str | None = None) -> None:
+    """--explain-steps or --symbols without --explain is a usage error: silently ignored, it would promise reasons
+    the output does not have (as --conformal-score without --coverage)."""
     from click.core import ParameterSource
 
     given = click.get_current_context().get_parameter_source("explain_steps") == ParameterSource.COMMANDLINE
     if explain_k is None and given:
         raise click.UsageError("--explain-steps applies to the top_features column: add --explain K")
+    if explain_k is None and symbols is not None:
+        raise click.UsageError(f"--symbols {symbols} applies to the top_symbols column of --explain: add --explain K")
 
 
 class _ShiftGate:

@@ -522,15 +522,29 @@ def top_features(values: np.ndarray, names: Sequence[str], k: int, *, signed: bo
 
     Read a cell back by splitting it at ``;``, each entry at its last ``:``, and ``urllib.parse.unquote`` on the
     name (``_cell_name``: a name's ``;`` and ``%`` are written ``%3B`` and ``%25``)."""
+    return top_cells(values, names, k, signed=signed)[0]
+
+
+def top_cells(values: np.ndarray, names: Sequence[str], k: int, *, signed: bool = False,
+              symbols: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``top_features``' (n,) cells, and with ``symbols`` — (d,) the name to show for each feature: its gene
+    symbol, or its id where it has none — the (n,) cells of those names alone, "SYMBOL;...", the same features in
+    the same order, written as ``top_features`` writes a name (else None))."""
     k = min(int(k), values.shape[1])
     key = np.abs(values) if signed else values
     part = np.argpartition(-key, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
     part = np.take_along_axis(part, order, axis=1)
     picked = np.take_along_axis(values, part, axis=1)
+    kept = picked != 0 if signed else picked > 0  # (n, k)
     names = np.asarray([_cell_name(n) for n in names], dtype=object)
-    return np.array([";".join(f"{names[j]}:{v:.4g}" for j, v in zip(js, vs) if (v != 0 if signed else v > 0))
-                     for js, vs in zip(part, picked)], dtype=object)
+    cells = np.array([";".join(f"{names[j]}:{v:.4g}" for j, v, on in zip(js, vs, ons) if on)
+                      for js, vs, ons in zip(part, picked, kept)], dtype=object)
+    if symbols is None:
+        return cells, None
+    shown = np.asarray([_cell_name(n) for n in symbols], dtype=object)
+    return cells, np.array([";".join(shown[j] for j, on in zip(js, ons) if on) for js, ons in zip(part, kept)],
+                           dtype=object)
 
 
 def _targets(model: Model, target, n: int) -> tuple[np.ndarray, bool]:

@@ -95,18 +95,26 @@ class Explanation:
 
     def add_symbols(self, symbols) -> None:
         """A ``symbol`` column after ``feature`` in the table: each gene's symbol, from ``symbols`` (a
-        ``GeneSymbols``, ``explain.feature_symbols``, or a mapping {feature: symbol}); None (no symbols to add)
-        changes nothing. A gene without a symbol has None there (shown by its id alone); the features stay the
-        ranking's keys, so genes sharing a symbol stay apart. Its notes (which column) join the notes."""
+        ``GeneSymbols``: ``explain.feature_symbols``, ``data.symbols.read_symbol_file``; or a mapping {feature:
+        symbol}); None (no symbols to add) changes nothing, and so does a GeneSymbols of features named by their
+        symbols already (``named_already``) but for its note. A gene without a symbol has None there (shown by its
+        id alone); the features stay the ranking's keys, so genes sharing a symbol stay apart. Its notes (which
+        column) join the notes, with how many of the genes ranked have a symbol."""
         if symbols is None:
             return
-        lookup = getattr(symbols, "symbols", symbols)
-        values = [lookup.get(str(f)) for f in self.table["feature"]]
-        table = self.table.drop(columns=["symbol"], errors="ignore")
-        table.insert(int(table.columns.get_loc("feature")) + 1, "symbol", pd.Series(values, index=table.index,
-                                                                                      dtype=object))
-        self.table = table
+        if not getattr(symbols, "named_already", False):
+            lookup = getattr(symbols, "symbols", symbols)
+            values = [lookup.get(str(f)) for f in self.table["feature"]]
+            table = self.table.drop(columns=["symbol"], errors="ignore")
+            table.insert(int(table.columns.get_loc("feature")) + 1, "symbol", pd.Series(values, index=table.index,
+                                                                                          dtype=object))
+            self.table = table
         self.notes.extend(n for n in getattr(symbols, "notes", []) if n not in self.notes)
+        if "symbol" in self.table.columns:
+            ranked = self.table.drop_duplicates("feature")
+            with_symbol = int(ranked["symbol"].map(lambda v: isinstance(v, str) and v != "").sum())
+            self.notes.append(f"gene symbols for {with_symbol:,} of the {len(ranked):,} genes ranked"
+                              + ("" if with_symbol == len(ranked) else " (the others: their ids alone)"))
 
     def to_dict(self) -> dict:
         rows = self.table.replace({np.nan: None}).to_dict(orient="records")

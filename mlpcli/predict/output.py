@@ -249,7 +249,8 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     per class; multi-label: `<prefix><label>` (bool) and `<prefix><label>_prob` per label; regression:
     `<prefix><target>` per target; then, when asked for, `<prefix>pred_set`, `<prefix>set_size`,
     `<prefix>ood_score`, `<prefix>ood_p` and `<prefix>ood`, and with `predict --explain K`
-    `<prefix>top_features` (a regression model of several targets: `<prefix>top_features_<target>` each). An
+    `<prefix>top_features` (a regression model of several targets: `<prefix>top_features_<target>` each), with
+    gene symbols `<prefix>top_symbols` (`<prefix>top_symbols_<target>`) too. An
     abstained cell's label is the unassigned label (an extra category) with the probability of the class it
     would have been given. A "/" in a name (HDF5's path separator) becomes "_" (and
     "_2", ... where that name is taken), said in `notes`."""
@@ -278,8 +279,9 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     classes = list(model.classes)
     # every name written as it is (no "/"), so that a renamed one cannot take it
     taken = {prefix + str(t) for c in classes for t in (c, f"{c}_prob", f"prob_{c}")} | {
-        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features", "explained_class")} | {
-        f"{prefix}top_features_{c}" for c in classes}
+        prefix + t for t in ("pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features", "top_symbols",
+                             "explained_class")} | {
+        f"{prefix}{column}_{c}" for c in classes for column in ("top_features", "top_symbols")}
     taken = {t for t in taken if "/" not in t}
     if model.task in ("binary", "multiclass"):
         target = (model.target_names or ["label"])[0]
@@ -310,7 +312,7 @@ def obs_columns(stream, prefix: str = DEFAULT_OBS_PREFIX, class_probs: bool = Fa
     for column in trust.added_columns if trust is not None else []:  # prediction sets, out-of-distribution flags
         values = cols[column]
         out[name(column)] = values.astype(str) if column == "pred_set" else values
-    for column in getattr(stream, "explain_columns", []):  # predict --explain K
+    for column in [*getattr(stream, "explain_columns", []), *getattr(stream, "symbol_columns", [])]:  # --explain K
         out[name(column)] = cols[column].astype(str)
     if getattr(stream, "explained_column", None):  # the class they explain, where a label may be unassigned
         out[name(stream.explained_column)] = pd.Categorical(cols[stream.explained_column].astype(str),
@@ -392,8 +394,8 @@ def prediction_obs_names(model, prefix: str) -> set[str]:
     (a user's `cell_type` stays when the prefix is "cell")."""
     names = [str(c) for c in model.classes] + [str(t) for t in (model.target_names or ["label"])]
     stems = set(names) | {f"{c}_prob" for c in names} | {f"prob_{c}" for c in names} | {
-        f"top_features_{c}" for c in names} | {"pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features",
-                                                "explained_class"}
+        f"top_features_{c}" for c in names} | {f"top_symbols_{c}" for c in names} | {
+        "pred_set", "set_size", "ood_score", "ood_p", "ood", "top_features", "top_symbols", "explained_class"}
     from ..data.h5ad import obs_spellings
 
     full = {prefix + t for t in stems}

@@ -260,6 +260,10 @@ class PredictionRun:
             self.seen = None
             self.notes.append(SeenRows.filled_note(int((~self.plan.present).sum()), len(self.plan.present)))
         self.explain: tuple[int, int] | None = None  # (top K, IG steps): per-row reasons (PredictionStream)
+        # how the shift warning tells the user to write every feature's figures (the command's own option)
+        self.shift_report_hint = "--shift-report"
+        # with explain: the name shown for each of plan.features in top_symbols (its gene symbol, else its id)
+        self.symbol_names: list[str] | None = None
         self.threshold: float = 0.5  # what labels the rows (``resolve_decision``; set by predict_stream, evaluate)
         self.decision: Decision = model.decider
         self.labelled_by: str | None = None  # what the report names as having labelled the rows (``labelled_by``)
@@ -589,7 +593,10 @@ class PredictionRun:
                 if self.prevalence is not None:  # before anything decides by them (the sets keep the model's own)
                     out = self.prevalence.apply(out)
                 if self.explain is not None and len(Z):
-                    meta["top_features"] = self._reasons(Z, out)  # (m, T): a column per regression target
+                    # (m, T): a column per regression target (label); the same genes by symbol (top_symbols)
+                    meta["top_features"], symbols = self._reasons(Z, out)
+                    if symbols is not None:
+                        meta["top_symbols"] = symbols
         except DataError as exc:  # the row is named; name the file too
             raise DataError(f"{self.plan.source}: {exc}") from None
         if logits and self.trust is not None and self.trust.wants_logits:  # one block of at most row_block rows
@@ -608,13 +615,13 @@ class PredictionRun:
             return basis.combine(parts), basis.p_values_of(parts)  # ``score_and_p`` of the parts in hand
         return self.trust.ood_scores(rows)
 
-    def _reasons(self, Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _reasons(self, Z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(m, T) "GENE:score;..." per row: the K features with the largest integrated-gradients attributions
         toward the predicted class (the model's logit, from the training mean; T = 1), or a regression model's
         K largest by |attribution| of each target's predicted value, signed (T targets), or toward each label
         of a multi-label model the row is predicted positive for ("" for the others; T labels):
-        mlpcli.explain."""
-        from ..explain.attribution import attribution_chunks, baseline_values, top_features
+        mlpcli.explain. With ``symbol_names``, also (m, T) "SYMBOL;..." of the same genes (else None)."""
+        from ..explain.attribution import attribution_chunks, baseline_values, top_cells
 
         k, steps = self.explain
         regression, multilabel = self.model.task == "regression", self.model.task == "multilabel"
@@ -625,16 +632,22 @@ class PredictionRun:
         if getattr(self, "_baseline", None) is None:
             b = baseline_values(self.model, "mean")[self.model.preprocessor.kept_index_]  # plan.features' order
             self._baseline = self.pre.transform(b[None])[0] if self.transform_once else b
-        reasons = []
+        reasons, by_symbol = [], []
         for chunk in attribution_chunks(self.model, Z, predicted, baseline=self._baseline, steps=steps,
                                         features=None if self.transform_once else self.plan.features,
                                         transformed=self.transform_once, exact=False):
-            reasons.append(np.column_stack([top_features(values, self.plan.features, k, signed=regression)
-                                            for values in chunk.values]))
+            cells = [top_cells(values, self.plan.features, k, signed=regression, symbols=self.symbol_names)
+                     for values in chunk.values]
+            reasons.append(np.column_stack([c for c, _ in cells]))
+            if self.symbol_names is not None:
+                by_symbol.append(np.column_stack([c for _, c in cells]))
         reasons = np.concatenate(reasons)
+        symbols = np.concatenate(by_symbol) if by_symbol else None
         if multilabel:  # a label the row is not predicted to carry has no reasons for it
             reasons[out < self.threshold] = ""
-        return reasons
+            if symbols is not None:
+                symbols[out < self.threshold] = ""
+        return reasons, symbols
 
     def _finish(self) -> None:
         model, plan = self.model, self.plan
@@ -651,7 +664,7 @@ class PredictionRun:
         # features without a value in any row were imputed in every row: judged as the absent ones, not as shifted
         unmeasured = plan.present & (self.measured == 0) if self.n_missing_values else np.zeros_like(plan.present)
         self.shift = self.stats.report(plan.features, model.preprocessor, ~plan.present | unmeasured, groups)
-        message = self.shift.message()
+        message = self.shift.message(self.shift_report_hint)
         far = self.far_values_warning()
         if far is not None:
             self.warnings.append(far)

@@ -570,8 +570,9 @@ class ShiftReport:
         units = count_of(self.units, self.unit_name()[:-1])
         return f" (the {SHIFT_MEAN_SD:g} SD bar raised for {units}: chance alone moves means that far)"
 
-    def message(self) -> str | None:
-        """One line for the user: a warning text when `shifted`, else a note; None when unchecked."""
+    def message(self, report: str = "--shift-report") -> str | None:
+        """One line for the user: a warning text when `shifted`, else a note; None when unchecked. ``report``: how
+        the command that reads it writes every feature's figures (recalibrate has no --shift-report: predict's)."""
         d = int((~self.filled).sum())
         if self.level == "unchecked":
             return None
@@ -609,10 +610,11 @@ class ShiftReport:
         if self.level == "shift":
             return (f"cohort shift: {' and '.join(parts)} ({bar}); most shifted: {shown}."
                     f"{self.scale_hint()} These samples differ from the training cohort (batch, protocol, population): check the "
-                    "predictions before trusting them (--shift-report for every feature)")
+                    f"predictions before trusting them ({report} for every feature)")
         return (f"mild cohort shift: {' and '.join(parts)} (warning above {SHIFT_FRACTION:.0%}; "
                 f"{self.fraction_mean_shifted:.0%} beyond {self.mean_bar:.3g} SD); most shifted: {shown}."
-                f"{self.scale_hint()} Predictions may be less reliable than on the training cohort (--shift-report for every feature)")
+                f"{self.scale_hint()} Predictions may be less reliable than on the training cohort ({report} for every "
+                "feature)")
 
 
 SHIFT_LEVELS = ("none", "mild", "shift")  # in increasing order; "unchecked" (too few rows) is none of them

@@ -3,8 +3,9 @@ prediction sets and flags ``predict`` writes, from one pass of the model over th
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from .run import PredictionRun
 
 # predict --explain with abstention: the column naming the class each row's top_features explain
 EXPLAINED_CLASS = "explained_class"
+# predict --explain with gene symbols: top_features' genes by symbol (top_symbols_<target> beside each
+# top_features_<target>)
+SYMBOLS_COLUMN = "top_symbols"
 
 
 class PredictionStream:
@@ -35,7 +39,8 @@ class PredictionStream:
       multi-label:         `pred_<label>` (0/1, `threshold` on each probability) and `prob_<label>` per label;
       regression:          `pred_<target>` per target.
     With `explain`: `top_features` (a regression model of several targets: `top_features_<target>` each; a
-    multi-label model: `top_features_<label>` each, filled for the labels a row is predicted positive for).
+    multi-label model: `top_features_<label>` each, filled for the labels a row is predicted positive for); with
+    `symbols` too, `top_symbols` (`top_symbols_<target>`, `top_symbols_<label>`) after them.
     With `uncertainty` (classification): `pred_set`, `set_size`, `ood_score`, `ood_p`, `ood` as asked, and
     abstained rows labelled with the unassigned label.
     `notes` and `warnings` are filled as soon as the header is read; `shift`, `n_rows` and `counts`
@@ -64,6 +69,10 @@ class PredictionStream:
             self.explain_columns = ([f"top_features_{c}" for c in model.classes] if model.task == "multilabel" or
                                     model.task == "regression" and len(model.classes) > 1 else ["top_features"])
             self.columns += self.explain_columns
+        # the same genes by symbol (symbols known: an annotation file, cells' var column), beside top_features
+        self.symbol_columns: list[str] = ([c.replace("top_features", SYMBOLS_COLUMN, 1) for c in self.explain_columns]
+                                          if run.symbol_names is not None else [])
+        self.columns += self.symbol_columns
         # with abstention, an unassigned row's top_features are toward the class the rule chose, which its label no
         # longer names: ``explained_class`` names it (for every row, so the column reads alike)
         self.explained_column = (EXPLAINED_CLASS if run.explain is not None and model.task in ("binary", "multiclass")
@@ -149,6 +158,8 @@ class PredictionStream:
         if "top_features" in meta:
             for j, column in enumerate(self.explain_columns):
                 cols[column] = meta["top_features"][:, j]
+            for j, column in enumerate(self.symbol_columns):
+                cols[column] = meta["top_symbols"][:, j]
             if self.explained_column:
                 cols[self.explained_column] = classes[pred]
         return pd.DataFrame(cols, columns=self.columns)
@@ -189,7 +200,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
                    stdin=None, progress: Callable[[dict], None] | None = None, explain: int | None = None,
                    explain_steps: int = 16, max_missing: float | None = None,
                    uncertainty: Uncertainty | None = None, unique_ids: bool = True,
-                   decision: str | None = None, prevalence=None) -> PredictionStream:
+                   decision: str | None = None, prevalence=None, symbols=None) -> PredictionStream:
     """Predictions for the table `source` (path, "-" or DataFrame), read in pieces of about `chunk_mb`
     MiB of table data (text and parsed values) at a time, or of `chunksize` rows when given.
 
@@ -220,6 +231,13 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     training mix (``mlpcli.prevalence``): "CLASS=SHARE,..." or a mapping class -> share, or the shares in the
     model's class order. The labels follow the moved probabilities (balanced ones stay as they were), prediction
     sets weigh their calibration rows for the mix, and ``summary()["prevalence"]`` gives both mixes.
+
+    ``symbols`` (with ``explain``): the gene symbols of the features, for a ``top_symbols`` column beside each
+    ``top_features`` one: the same genes in the same order, "SYMBOL;..." (a gene without a symbol by its id;
+    names written as in ``top_features``), while ``top_features`` keeps the ids. An annotation file's path, a
+    var column of cell input, "auto" (cell input's conventional var column, if any) or "none", as ``explain
+    --symbols`` reads them (``explain.feature_symbols``); or a ``GeneSymbols`` or a mapping {feature: symbol}.
+    None (the default): no symbols. A dict lookup per gene: the table is still read in pieces.
     """
     require_model(model, "predict_stream takes")
     threshold_given = threshold is not None
@@ -234,6 +252,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
             raise ConfigError(f"--explain must be a whole number of at least 1, got {explain!r}")
         check_model(model)
         explaining = (int(explain), check_steps(explain_steps))
+    gene_symbols = _symbols(model, source, roles, symbols, explaining is not None)
     run = PredictionRun(model, source, roles=roles, need_target=False, by=None, fill_missing=fill_missing,
                chunksize=chunksize, chunk_mb=chunk_mb, stdin=stdin, progress=progress, max_missing=max_missing,
                trust=trust, unique_ids=unique_ids)
@@ -241,8 +260,40 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     if mix is not None:
         run.notes.append(mix.describe(model.classes, model.recalibrated_on))
     run.explain, run.threshold, run.decision = explaining, threshold, rule
+    if gene_symbols is not None:
+        run.notes.extend(gene_symbols.notes)
+        if not gene_symbols.named_already:
+            run.symbol_names = [gene_symbols.of(f) or str(f) for f in run.plan.features]
+            n = sum(gene_symbols.of(f) is not None for f in run.plan.features)
+            run.notes.append(f"{SYMBOLS_COLUMN}: the top genes by symbol ({n:,} of the model's "
+                             f"{len(run.plan.features):,} features have one; the others by their ids); "
+                             "top_features keeps the ids")
     run.threshold_source = "--threshold" if threshold_given else "decision rule"
     run.labelled_by = labelled_by(model, rule, threshold_given)
     if trust is not None:  # the rule that chose the labels --min-confidence judges (its notes say so)
         trust.rule = run.labelled_by
     return PredictionStream(run, threshold)
+
+
+def _symbols(model: Model, source, roles: RoleFlags | None, symbols, explaining: bool):
+    """``predict_stream``'s ``symbols`` as a GeneSymbols keyed by the model's features, or None (none asked for, or
+    none found: "auto" with a table, or cells without a symbol column). Without ``explain`` only None and "auto"
+    pass: symbols are for the top_symbols column."""
+    from ..data.symbols import AUTO, NO_SYMBOLS, GeneSymbols
+
+    if symbols is None or (isinstance(symbols, str) and symbols == NO_SYMBOLS):
+        return None
+    if not explaining:
+        if isinstance(symbols, str) and symbols == AUTO:
+            return None
+        raise OptionError("--symbols applies to the top_symbols column of --explain: add --explain K")
+    if isinstance(symbols, GeneSymbols):
+        return symbols
+    if isinstance(symbols, (str, os.PathLike)):
+        from ..explain.symbols import feature_symbols
+
+        return feature_symbols(model, source, roles=roles, column=os.fspath(symbols))
+    if isinstance(symbols, Mapping):
+        return GeneSymbols("symbols", {str(k): str(v) for k, v in symbols.items() if v is not None and str(v) != ""})
+    raise TypeError(f"symbols is an annotation file's path, a var column, 'auto', 'none', a GeneSymbols or a mapping "
+                    f"{{feature: symbol}}; got {type(symbols).__qualname__}")
