@@ -36,6 +36,7 @@ import math
 import warnings
 import os
 import re
+import shlex
 import zipfile
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -98,7 +99,7 @@ def _read_frame(source: str):
     if data.h5ad.is_h5ad(source) or data.tenx.is_tenx(source):  # the data, not a run's history
         raise DataError(f"{source} is single-cell data, not a run's history: diagnose reads a model file or a "
                         "--history table; to learn from the data at several sizes, diagnose --learning-curve "
-                        f"{source}")
+                        f"{shlex.quote(str(source))}")
     return data.read_table(source)
 
 
@@ -285,6 +286,8 @@ class Curves:
     grouped_by: str | None = None  # the column whose samples the run's split kept on one side (a model's group role)
     step: str = "epoch"  # what one point of the curves is: "epoch", or "iteration" for a model fitted by L-BFGS
     linear: bool = False  # the network has no hidden layer (a model's --hidden none): it cannot be made smaller
+    augment_noise: float = 0.0  # the SD of input noise the run trained with (0: none): the advice asks for more, not for it
+    hidden_auto: bool = False  # the network was chosen by --hidden auto (the default): no advice to let it choose
 
 
 def _num(v) -> float:
@@ -413,7 +416,7 @@ def diagnose_curves(c: Curves):
                      member_spread=c.val_spread, name=measure_name(c), kept_epochs=kept_epochs(c),
                      capacity_tried=c.capacity_tried, validation_table=c.validation_table,
                      grouped_by=c.grouped_by, full_batch=c.step == "iteration", linear=c.linear,
-                     curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
+                     augment_noise=c.augment_noise, hidden_auto=c.hidden_auto, curve_names=CURVE_COLUMNS.get(c.curves, ("train_loss", "val_loss")))
         scale, end = d.evidence.get("scale"), max(d.evidence.get("train_final") or 0, d.evidence.get("val_final") or 0)
         if (c.baseline is None and d.evidence.get("scale_source") == "first_epochs" and scale and end > 0
                 and scale > FIRST_EPOCHS_BLOWUP * end):
@@ -601,6 +604,9 @@ def _curves_from_model(path: str, curves: str, higher_is_better: bool | None, na
     # dropout acts on hidden layers: a linear model records the default 0.3 that never dropped anything
     c.stochastic = any(isinstance(resolved.get(k), (int, float)) and resolved.get(k) > 0
                        for k in (("augment_noise",) if c.linear else ("dropout", "augment_noise")))
+    noise = resolved.get("augment_noise")
+    c.augment_noise = float(noise) if isinstance(noise, (int, float)) and noise > 0 else 0.0
+    c.hidden_auto = cfg.get("hidden") == "auto"
     c.checkpoint_epoch = None if c.members else fit.get("best_epoch") or None
     c.capacity_tried = capacity_tried(fit, cfg)
     c.validation_table = cfg.get("val_data") if isinstance(cfg.get("val_data"), str) else None
@@ -703,7 +709,8 @@ def _curves_from_table(path: str, curves: str, higher_is_better: bool | None, st
     if missing:
         flag = "" if curves == "loss" else " with --metric metric"
         data_like = len(frame.columns) > 20 and "epoch" not in frame.columns  # a samples x features table
-        hint = (f"; it looks like the data itself: diagnose --learning-curve {source} trains at several sizes"
+        hint = (f"; it looks like the data itself: diagnose --learning-curve {shlex.quote(str(source))} trains at "
+                "several sizes"
                 if data_like and path != "-" else "")
         raise DataError(f"{source} has no {' or '.join(repr(m) for m in missing)} column; diagnose{flag} needs "
                         f"{tk} and {vk} (columns present: {', '.join(repr(str(c)) for c in frame.columns[:12])}"

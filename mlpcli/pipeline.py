@@ -35,6 +35,7 @@ from .model_selection.splits import summarize_folds
 from .parallel import member_plan
 from .background import Deferred, beside, import_beside, quick_switches
 from .rough_metrics import held_out_caveat
+from .text import agreeing, count_of
 
 __all__ = ["TrainOutcome", "train", "train_dataset", "load_dataset", "refit_tuned", "held_out_warnings"]
 
@@ -312,7 +313,8 @@ def _train_dataset(ds: data.Dataset, options: TrainOptions, progress, notes, sou
                                       converged=any(_settled(m) for m in fitted.members),
                                       pred=labels)
         if caveat:
-            notes.append(f"rough held-out metrics: {val_metrics['n']} {model.fit['held_out']} samples, and {caveat}")
+            notes.append(f"rough held-out metrics: {count_of(val_metrics['n'], model.fit['held_out'] + ' sample')}, "
+                         f"and {caveat}")
         try:
             diagnosis = _diagnose(fitted.history, baseline, resolved, model)
         except DataError as exc:  # (``history.diagnose_curves``' CurveError) the model is trained; only its curves
@@ -427,12 +429,16 @@ def held_out_warnings(task: str, y: np.ndarray, proba: np.ndarray, classes: list
                  if auc is not None and np.isfinite(auc) and auc >= 0.6 else "")
         share = counts[rarest] / len(y)
         if share < IMBALANCED_SHARE and not weighted:
-            remedy = (f"the classes are imbalanced ({counts[rarest]} of {len(y)} samples are {str(classes[rarest])!r})"
-                      " — train with --decision balanced or --class-weight balanced, or choose a --threshold for "
-                      "predict and evaluate")
+            remedy = (f"the classes are imbalanced ({counts[rarest]:,} of {count_of(len(y), 'sample')} "
+                      f"{agreeing(int(counts[rarest]), 'is', 'are')} {str(classes[rarest])!r})"
+                      " — train with --decision balanced or --class-weight balanced, or "
+                      # --threshold is a binary (and multi-label) model's: predict refuses it for a multiclass one
+                      + ("choose a --threshold for predict and evaluate" if task == "binary" else
+                         "pass --decision balanced to predict and evaluate"))
         else:
             remedy = "the features separate the classes too little for this model at this size"
-        out.append(f"the model predicts {str(classes[pred[0]])!r} for every one of the {len(y)} {held_out} samples "
+        out.append(f"the model predicts {str(classes[pred[0]])!r} for every one of the "
+                   f"{count_of(len(y), held_out + ' sample')} "
                    f"({ba}{ranks}); {remedy}")
     logloss = val_metrics.get("log_loss")
     if not weighted and logloss is not None and np.isfinite(logloss):
@@ -492,6 +498,17 @@ def _diagnose(history: list[dict], baseline: dict, options: TrainOptions, model:
     if model is not None:
         curves.capacity_tried = capacity_tried(model.fit, model.config)
         curves.validation_table = options.val_data
+        # a network without hidden layers is advised as `diagnose MODEL` advises it (``history.read_curves``): no
+        # dropout, no --augment-noise auto (it adds no noise there), nothing smaller; and its dropout never dropped
+        curves.linear = bool(model.members) and all(not list(m.network.hidden) for m in model.members)
+        if curves.linear:
+            curves.stochastic = options.augment_noise > 0
+        noise = options.augment_noise  # the chosen candidate's, resolved
+        curves.augment_noise = float(noise) if isinstance(noise, (int, float)) and noise > 0 else 0.0
+        # the patient column the split kept whole: the advice does not ask for the grouped split the run had
+        group = (model.roles or {}).get("group") if isinstance(model.roles, dict) else None
+        curves.grouped_by = group if isinstance(group, str) and group else None
+        curves.hidden_auto = (model.config or {}).get("hidden") == "auto"
     return diagnose_curves(curves)
 
 

@@ -1,6 +1,6 @@
 """Names from the data as messages write them: lists of quoted names that stay on one line however many there
 are, names with counts, a name that would break a line, and the natural order of names (B2 before B10); and a
-count with its noun ("1 cell", "2,000 genes")."""
+count with its noun ("1 cell", "2,000 genes") and a verb agreeing with it ("1 group appears")."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def count_of(n: int, noun: str, plural: str | None = None) -> str:
     """"1 cell", "2,000 cells": a count with a thousands separator and its noun, singular for 1 (``plural``: the
     noun's plural where it is not noun + "s", e.g. "classes")."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def agreeing(n: int, singular: str, plural: str) -> str:
+    """The word agreeing with a count ``n``, as ``count_of`` chooses the noun: ``singular`` for 1, else ``plural``
+    (f"{count_of(n, 'group')} {agreeing(n, 'appears', 'appear')}": "1 group appears", "2 groups appear")."""
+    return singular if n == 1 else plural
 
 
 def counted(pairs: Sequence[tuple[Any, int]], limit: int = 5) -> str:

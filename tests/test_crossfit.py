@@ -555,6 +555,18 @@ def test_a_chosen_softmax_regression_by_lbfgs_is_what_the_model_the_refit_and_in
     assert "no hidden layer by L-BFGS" in out and "iterations run" in out
 
 
+def test_a_refit_of_one_epoch_and_patients_of_one_sample_are_counted_in_the_singular(tmp_path):
+    """"for 1 epochs (the members' median best epoch)" and "(1 samples each on average)"."""
+    path = write_table(tmp_path, task="binary", n_patients=24, per_patient=1, n_features=4)
+    res = run(["train", path, "--folds", "2", "--refit", "--epochs", "1", "--hidden", "4", "--n-jobs", "1",
+               "-o", str(tmp_path / "m.mlp")])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "groups: 24 in 'patient_id' (1 sample each on average)" in out
+    assert "--refit: one network trained on all 24 rows for 1 epoch (the members' median best epoch)" in out
+    assert "the shipped network refit on all rows for 1 epoch" in out and "1 epochs" not in out
+
+
 def _find(doc, key):
     """Every value of ``key`` anywhere in a JSON document."""
     if isinstance(doc, dict):

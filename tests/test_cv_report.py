@@ -446,7 +446,7 @@ def test_cv_prints_the_small_batches_and_the_left_out_coverage(tmp_path):
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "held-out batches of fewer than 10 patients: 'S1' (8)" in text
-    assert "(one value, no SD) over 1 batch" in text
+    assert "(one value, no SD) over 1 batch" in text and "over 1 batches" not in text
     assert "cov@ by the count alone in 1 fold (left out of the mean)" in text
 
 

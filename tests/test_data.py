@@ -841,8 +841,31 @@ def test_summarize_split_for_an_explicit_validation_table():
     assert summary.strategy == "explicit validation table" and (summary.n_train, summary.n_val) == (18, 4)
     assert summary.class_counts_val == {"c0": 2, "c1": 2, "c2": 0}
     assert any(w.startswith("class 'c2' is only in the training rows (6 samples)") for w in summary.warnings)
-    with pytest.raises(DataError, match=r"1 groups in 'patient_id' appear in both .*--val-data.*'P0'"):
+    with pytest.raises(DataError, match=r"1 group in 'patient_id' appears in both .*--val-data.*'P0'.*remove it "):
         splits.summarize_split(train, ds.subset([0, 1]), "explicit validation table")
+    with pytest.raises(DataError, match=r"2 groups in 'patient_id' appear in both .*--val-data.*remove them "):
+        splits.summarize_split(train, ds.subset([0, 1, 2, 3]), "explicit validation table")
+
+
+def test_the_table_notes_count_thousands_with_a_separator_and_one_in_the_singular():
+    """"features: 1 numeric columns, 1000 samples" beside "groups: 1,000 in ..."; "1,000 samples of 1 patients"."""
+    frame = pd.DataFrame({"label": list("abab") * 250, "patient_id": "P1",
+                          "g0": np.random.default_rng(0).normal(size=1000)})
+    ds, _ = D.load_dataset(frame, no_group=True)
+    assert "features: 1 numeric column, 1,000 samples" in ds.notes, ds.notes
+    assert any("--no-group, but 'patient_id' repeats: 1,000 samples of 1 patient (1,000.0 each)" in w
+               for w in ds.warnings), ds.warnings
+
+
+def test_split_messages_count_one_sample_and_one_group_in_the_singular():
+    """"(1 samples)", "gives 1 validation samples" and "1 groups ... appear": a count of one said in the plural."""
+    ds = grouped_dataset([2, 2, 2, 2, 1], [0, 1, 0, 1, 2])
+    summary = splits.summarize_split(ds.subset(np.flatnonzero(np.isin(ds.groups, ["P2", "P3", "P4"]))),
+                                     ds.subset([0, 1, 2, 3]))
+    assert "class 'c2' is only in the training rows (1 sample); validation metrics do not cover it" in summary.warnings
+    ungrouped = build(pd.DataFrame({"label": ["a", "b"] * 5, "g0": np.arange(10.0)}))
+    with pytest.raises(DataError, match=r"--val-size 0.1 gives 1 validation sample, fewer than the 2 classes"):
+        splits.holdout(ungrouped, val_size=0.1)
 
 
 def test_a_multilabel_labels_positives_on_one_side_are_not_called_a_class():
@@ -1006,6 +1029,16 @@ def test_one_constant_feature_is_said_in_the_singular():
     assert any(w.startswith("dropped 1 feature constant on the training rows: 'g1'") for w in pre.warnings)
     with pytest.raises(DataError, match="^the feature is constant on the training rows"):
         D.Preprocessor(D.PreprocessConfig()).fit(X[:, [1]], ["g1"])
+
+
+def test_thousands_of_constant_features_are_counted_with_a_separator():
+    """"dropped 1200 features constant" and "all 1200 features are constant", where the notes write 1,200."""
+    X, names = toy_matrix(d=1201)
+    X[:, 1:] = 5.0
+    pre = D.Preprocessor(D.PreprocessConfig()).fit(X, names)
+    assert any(w.startswith("dropped 1,200 features constant on the training rows") for w in pre.warnings)
+    with pytest.raises(DataError, match="^all 1,200 features are constant on the training rows"):
+        D.Preprocessor(D.PreprocessConfig()).fit(X[:, 1:], names[1:])
 
 
 def test_a_table_of_one_feature_is_said_in_the_singular():

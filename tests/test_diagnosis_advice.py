@@ -695,7 +695,8 @@ def test_a_linear_model_that_never_beat_no_skill_is_not_told_to_let_the_defaults
     d = diagnose(WIDE_TRAIN, WIDE_VAL, baseline=WIDE_BASELINE, linear=True)
     first = d.advice[0]
     assert first.startswith("Validation never beat the no-skill") and "it is the linear model already" in first
-    assert "--hidden auto" not in first and first.endswith("weight decay (--l2).")
+    assert "--hidden auto" not in first and first.endswith("fewer features (--top-var).")
+    assert "--augment-noise" not in first  # auto adds no noise to a linear model
     assert "--hidden auto" in diagnose(WIDE_TRAIN, WIDE_VAL, baseline=WIDE_BASELINE).advice[0]  # a hidden layer: may
 
 

@@ -341,6 +341,14 @@ def test_10x_antibody_named_as_a_gene_under_the_symbols(tmp_path):
     assert t.feature_names[10:] == ["GENE0 (Antibody Capture)", "GENE1 (Antibody Capture)"]
 
 
+def test_one_antibody_named_as_a_gene_is_counted_in_the_singular(tmp_path):
+    """"1 features of other types share a gene's name; named with their type"."""
+    write_10x(tmp_path / "run", n_cells=4, n_genes=3, n_antibodies=1, antibody_names_genes=True)
+    notes = data.tenx.TenX(tmp_path / "run", var_names="gene_symbols").notes
+    assert any("1 feature of other types shares a gene's name; named with its type (e.g. 'GENE0 (Antibody "
+               "Capture)')" in n for n in notes), notes
+
+
 def test_cell_ranger_h5_file_says_how_to_read_it(tmp_path):
     path = tmp_path / "filtered_feature_bc_matrix.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n")

@@ -273,3 +273,30 @@ def test_no_donor_id_but_an_obs_column_named_like_one_is_named_in_the_warning(tm
     ds, notes = data.load_dataset(write(adata, tmp_path / "well.h5ad"), target="cell_type")
     said = " ".join(ds.warnings)
     assert "pass --group COLUMN (or --no-group" in said and "named like a patient" not in said, said
+
+
+def test_the_column_named_like_a_patient_column_is_read_from_the_roles_not_the_note(tmp_path):
+    """The suggested --group column was only in the note's text, which the warning sliced back out: a caller
+    reads it from the roles, and the note and the warning say it as before."""
+    adata = cells()
+    adata.obs = adata.obs.rename(columns={"donor_id": "Donor"})
+    path = write(adata, tmp_path / "donor.h5ad")
+    ds, notes = data.dataset.read_dataset(path, target="cell_type")
+    assert ds.roles.group is None and ds.roles.group_like == ["Donor"]
+    assert [n for n in notes if n.startswith("group: none")] == [
+        data.roles.NO_GROUP_NOTE + ": --group Donor ('Donor' is named like a patient column)"]
+    ds, _ = data.load_dataset(path, target="cell_type")
+    assert ds.roles.group_like == ["Donor"]
+    assert "— pass --group Donor ('Donor' is named like a patient column), or --no-group" in " ".join(ds.warnings)
+    for kwargs in ({"group": "Donor"}, {"no_group": True}):  # a group, or none by choice: nothing to suggest
+        assert data.load_dataset(path, target="cell_type", **kwargs)[0].roles.group_like == []
+
+
+def test_a_column_named_like_a_patient_column_is_suggested_only_where_no_column_is_a_feature():
+    """In a table a 'Donor' column is a feature (warned about as one); among .h5ad obs columns it is not."""
+    columns = ["label", "Donor", "subject", "g1"]
+    roles, notes = data.resolve_roles(columns, suggest_group=True)
+    assert roles.group_like == ["Donor", "subject"]
+    assert notes[1].endswith(": --group Donor ('Donor', 'subject' are named like a patient column)"), notes
+    roles, notes = data.resolve_roles(columns)
+    assert roles.group_like == [] and notes[1] == data.roles.NO_GROUP_NOTE

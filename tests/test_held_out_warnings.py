@@ -28,6 +28,16 @@ def test_one_class_for_every_sample_names_the_imbalance_and_the_remedy():
         assert len(text) == 1 and "--class-weight" not in text[0] and "too little" in text[0]
 
 
+def test_the_imbalance_counts_one_sample_in_the_singular_and_thousands_with_a_separator():
+    """"(1 of 40 samples are 'pos')" and "every one of the 2000 out-of-fold samples", where the notes beside them
+    write 2,000."""
+    for y, said in ((np.r_[np.zeros(39, int), 1], "(1 of 40 samples is 'pos')"),
+                    (np.r_[np.zeros(1990, int), np.ones(10, int)], "every one of the 2,000 out-of-fold samples")):
+        warned = held_out_warnings("binary", y, np.full((len(y), 1), 0.1), ["neg", "pos"],
+                                   {"balanced_accuracy": 0.5}, "out-of-fold")
+        assert len(warned) == 1 and said in warned[0], warned
+
+
 def test_log_loss_worse_than_the_class_shares_is_a_warning_unless_class_weighted():
     y = np.arange(60) % 3
     wrong = np.eye(3)[(y + 1) % 3] * 0.9 + 0.1 / 3  # confident and often wrong

@@ -480,3 +480,14 @@ def test_training_rows_and_recalibration_rows_are_both_left_out_of_the_figures_o
                           "--json"]).stdout)
     assert doc["unseen_metrics"] is None and doc["cohort_other_metrics"] is None
     assert sum("no sample here is new to the model" in w for w in doc["warnings"]) == 2, doc["warnings"]
+
+
+def test_recalibrate_s_shift_warning_names_predict_s_report_not_an_option_it_lacks(site_model, tmp_path):
+    """recalibrate has no --shift-report: its cohort-shift warning told users to add one ("No such option");
+    it names predict's, which writes every feature's figures."""
+    res = run(["recalibrate", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "-o", str(tmp_path / "r.mlp")])
+    shift = [line for line in res.output.splitlines() if "cohort shift" in line]
+    assert shift and "mlpcli predict MODEL DATA --shift-report FILE for every feature" in " ".join(res.output.split())
+    assert "(--shift-report for every feature)" not in " ".join(res.output.split())
+    res = run(["predict", str(site_model / "m.mlp"), str(site_model / "shifted.csv"), "-o", str(tmp_path / "p.csv")])
+    assert "(--shift-report for every feature)" in " ".join(res.output.split())

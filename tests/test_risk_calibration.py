@@ -121,3 +121,13 @@ def test_a_group_with_few_events_is_not_judged_on_its_risks(risk_model, tmp_path
                           "--json"]).stdout)
     assert not [w for w in doc["warnings"] if "'small'" in w and "systematically" in w]
     assert {g["value"]: g["risks_off"] for g in doc["groups"]}["small"] is False
+
+
+def test_risks_still_off_after_prevalence_do_not_advise_prevalence_again(risk_model, tmp_path):
+    """With --prevalence given, a warning that the moved risks are still off had gone on to advise --prevalence."""
+    _cohort(1500, 2, shift=-0.9).to_csv(tmp_path / "lower.csv", index=False)
+    doc = json.loads(run(["evaluate", risk_model, str(tmp_path / "lower.csv"), "--id", "pid", "--prevalence",
+                          "event=0.3", "--json"]).stdout)  # (the table's share is 0.22)
+    said = [w for w in doc["warnings"] if "systematically" in w]
+    assert len(said) == 1 and "after --prevalence moved them" in said[0], doc["warnings"]
+    assert "--prevalence moves them" not in said[0]

@@ -102,6 +102,17 @@ def test_geo_layout_trains_as_the_merged_table_and_predicts(tmp_path, geo):
     assert result["n"] == len(new) and {g["value"] for g in result["groups"]} == set(new["batch"])
 
 
+def test_the_join_counts_one_matched_sample_and_one_sheet_row_in_the_singular(tmp_path):
+    """"1 of the 5 samples ... have a row in the sheet (1 rows)"."""
+    df = cohort()
+    sheet = data.samples.read_sample_sheet(write_sheet(df.iloc[[2]], tmp_path / "s.csv"))
+    join = data.samples.SampleJoin(sheet, "t.csv", ["sample_id", "g00"])
+    join.select(["disease"], [])
+    join.apply(pd.DataFrame({"sample_id": df["sample_id"].iloc[:5]}))
+    assert any(n.endswith("joined on 'sample_id': 1 of the 5 samples of t.csv has a row in the sheet (1 row)")
+               for n in join.notes), join.notes
+
+
 def test_samples_in_rows_rows_are_matched_by_id_and_kept_in_table_order(tmp_path):
     """Sheet rows in another order, samples on one side only: each kept sample gets its own sheet row,
     the table's order stays, and both kinds of missing ids are counted and named."""

@@ -92,6 +92,19 @@ def test_a_value_beyond_the_network_range_names_its_row_whatever_the_chunk(monke
     assert len(messages) == 1
 
 
+def test_a_value_beyond_the_network_range_in_a_single_row_names_one_row():
+    """"row 1 of the 1 rows transformed": predicting one sample, dense or sparse."""
+    names = [f"g{j}" for j in range(6)]
+    X = _counts(40, 6, 0.5, 3).astype(np.float64)
+    X.data *= 1e-30
+    pre = Preprocessor(PreprocessConfig()).fit(X, names)
+    V = _counts(1, 6, 1.0, 4).astype(np.float64)
+    V.data[0] = 1e10
+    for sparse in (True, False):
+        with pytest.raises(DataError, match=r"at row 1 of the 1 row transformed \(training SD"):
+            pre.transform(V if sparse else V.toarray(), dtype=np.float32, sparse=sparse)
+
+
 def test_fitting_and_transforming_need_little_more_than_the_result(monkeypatch):
     monkeypatch.setattr(preprocess_sparse, "SPARSE_CHUNK", 1 << 15)  # temporaries of 256 KiB
     X = _counts(20_000, 500, 0.2, 5)  # 2M stored values: 16 MB of CSR

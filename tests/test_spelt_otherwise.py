@@ -76,5 +76,6 @@ def test_batches_that_read_as_one_number_are_warned_of(tmp_path):
     df.to_csv(tmp_path / "t.csv", index=False)
     res = run(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m.mlp"), *FAST])
     assert res.exit_code == 0, res.output
-    assert "--batch column 'batch' holds batches that differ only in how one number is written" in \
-        " ".join(res.output.split()), res.output
+    text = " ".join(res.output.split())
+    assert "--batch column 'batch' holds batches that differ only in how one number is written" in text, res.output
+    assert "held out apart by cv --leave-batch-out" in text  # train has no --leave-batch-out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from ..fileio import TABLE_FORMATS
+from ..text import count_of
 from . import SHORT_HELP
 from .console import check_stdout_open, print_json, report, stderr_console, StderrBar, stdout_console, Table
 from .exits import handle_errors, reading
@@ -446,7 +447,7 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
             con.print(f"held-out batches of fewer than {small['min_units']} {small['unit']}: {listed}{more}; each "
                       f"batch counts once in the forecast, so their noisy scores weigh as much as the others'; without "
                       f"them: {display_name(result.metric)} {fmt_mean_sd(result.metric, small['mean'], small['sd'])} "
-                      f"over {small['folds']} batches", soft_wrap=True)
+                      f"over {count_of(small['folds'], 'batch', 'batches')}", soft_wrap=True)
     linear = result.baseline_summary()
     if linear is not None:
         con.print(baseline_line(linear, result), soft_wrap=True)

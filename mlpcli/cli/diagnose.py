@@ -17,6 +17,7 @@ from ..diagnosis import BaselineError, evidence_meanings, label_title
 from ..errors import ConfigError
 from ..history import Curves, diagnose_curves, read_curves
 from ..metrics import display_name
+from ..text import count_of
 from . import SHORT_HELP
 from .console import check_stdout_open, print_json, report, stderr_console, stdout_console, Table
 from .exits import handle_errors, reading
@@ -112,7 +113,8 @@ def _verdict_panel(c: Curves, d, best_epoch: int | None, chart: bool = True) -> 
     if c.baseline is not None:
         what += f"; baseline {c.baseline:.4g} ({c.baseline_note})"
     parts = [Text(what, style="dim"), Text(d.summary, style="bold"), Text(""), table, Text(""),
-             Text("Advice", style="bold"), advice]
+             # the options the advice names are train's (diagnose MODEL refuses them: they apply with --learning-curve)
+             Text("Advice (options of `mlpcli train`)", style="bold"), advice]
     if chart:
         parts += [Text(""), _chart(c, best_epoch)]
     return Panel(Group(*parts), title=f"Learning curves: {title}", title_align="left", border_style=style)
@@ -185,7 +187,8 @@ def _learning_curve_table(result) -> Table:
                       fmt_metric(result.metric, p.val_score), fmt(p.train_loss, "loss"), fmt(p.val_loss, "loss"),
                       f"{p.best_epoch}/{p.epochs_run}",
                       p.curve_label or "—")
-    table.caption = (f"validation: {result.n_val} samples" + (f" in {result.n_val_groups} groups" if result.n_val_groups else "")
+    table.caption = (f"validation: {count_of(result.n_val, 'sample')}"
+                     + (f" in {count_of(result.n_val_groups, 'group')}" if result.n_val_groups else "")
                      + f"; no-skill {name} {fmt_metric(result.metric, result.chance_score)}; training scores in inference mode at the best epoch")
     rule = result.rule_words()
     if rule:  # the labels the balanced accuracies count: the rule changes them (--decision)
@@ -396,7 +399,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
         score = f"{display_name(p.metric)} {fmt_metric(p.metric, p.val_score)}" if p.metric else fmt(p.val_score)
         if p.decision:  # the labels it counts
             score += f" ({p.decision} labels)"
-        err.print(f"[dim]·[/] {fraction_words(p.fraction)} of the training groups: {p.n_train} samples, "
+        err.print(f"[dim]·[/] {fraction_words(p.fraction)} of the training groups: {count_of(p.n_train, 'sample')}, "
                   f"validation {score}, best epoch {p.best_epoch} ({fmt(p.seconds, 'seconds')} s)")
 
     if not quiet:

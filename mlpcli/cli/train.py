@@ -14,6 +14,7 @@ from ..config import unused_once_resolved
 from ..errors import TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS, write_together
+from ..text import count_of
 from . import SHORT_HELP
 from .console import print_json, report, stderr_console, StderrBar, stdout_console, Table
 from .exits import handle_errors, reading
@@ -172,8 +173,8 @@ def _split_table(split: dict, members: list[dict], folds: int = 1, multilabel: b
     crossfit = len(members) > 1 or folds > 1
     if crossfit and len(members) < folds:  # interrupted: the members kept hold out only their folds
         held = sum(int(m.get("n_val") or 0) for m in members)
-        title = (f"Cross-fitting: {split['strategy']} — {len(members)} of {folds} members kept, holding out {held} "
-                 f"of {split['n_train']} samples")
+        title = (f"Cross-fitting: {split['strategy']} — {len(members)} of {folds} members kept, holding out {held:,} "
+                 f"of {count_of(split['n_train'], 'sample')}")
         sides = ("all samples", "per member: training / held out")
     elif crossfit:
         title = f"Cross-fitting: {split['strategy']} — each sample held out by exactly one member"
@@ -246,13 +247,14 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
         table.add_row("iterations", ", ".join(str(m["epochs_run"]) for m in members)
                       + f" of L-BFGS, at most {'/'.join(map(str, limits))} (per member; {stops.count('converged')} "
                       "converged; the last weights kept)"
-                      + (f"; the shipped network refit on all rows for {fitted.refit_epochs} iterations"
+                      + (f"; the shipped network refit on all rows for {count_of(fitted.refit_epochs, 'iteration')}"
                          if fitted.refit_epochs else ""))
     elif len(members) > 1:
         limits = sorted({m.get("max_epochs", fitted.runs[0].options.epochs) for m in members})
         table.add_row("epochs", "best " + ", ".join(str(m["best_epoch"]) for m in members)
                       + f" of at most {'/'.join(map(str, limits))} (per member; {stops.count('early stop')} stopped early)"
-                      + (f"; the shipped network refit on all rows for {fitted.refit_epochs} epochs" if fitted.refit_epochs else ""))
+                      + (f"; the shipped network refit on all rows for {count_of(fitted.refit_epochs, 'epoch')}"
+                         if fitted.refit_epochs else ""))
     elif members and lbfgs:
         table.add_row("iterations", f"{members[0]['epochs_run']} of L-BFGS ({stops[0]}); the last weights kept")
     elif members:
@@ -289,7 +291,9 @@ def _summary_table(outcome, out_path: str, wall_seconds: float | None = None) ->
 
     table.add_row(f"{where} metrics", ", ".join(shown_metric(k) for k in shown))
     # what the metrics rest on, beside them: twelve samples' "balanced accuracy 0.667" read as a finding
-    scored = f"{m.get('n')}" + (f"; rough: {outcome.metrics_caveat}" if outcome.metrics_caveat else "")
+    n = m.get("n")
+    scored = (f"{n:,}" if isinstance(n, int) else f"{n}") + (f"; rough: {outcome.metrics_caveat}"
+                                                             if outcome.metrics_caveat else "")
     if interval is not None and interval.ci is not None:
         scored += (f"; the interval from {interval.resamples:,} bootstrap resamples of the "
                    f"{interval.n_units:,} {interval.units}")

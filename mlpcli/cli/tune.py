@@ -9,6 +9,7 @@ from ..config import TrainOptions, check_unused
 from ..errors import ConfigError, TrainingError
 from ..metrics import display_name
 from ..fileio import TABLE_FORMATS, write_together
+from ..text import count_of
 from . import SHORT_HELP
 from .console import check_stdout_open, print_json, report, stderr_console, stdout_console, Table
 from .exits import handle_errors
@@ -64,7 +65,8 @@ def _refit_words(outcome, metric: str, n: int, chosen_from: int = 1) -> str:
                 f"it (out-of-fold {score}){labels}")
     if fit.get("refit_epochs"):
         return (f"trained the best setting as `train` does: one network on all {n:,} samples for "
-                f"{fit['refit_epochs']} epochs, a number chosen with samples held out (out-of-fold {score}){labels}")
+                f"{count_of(fit['refit_epochs'], 'epoch')}, a number chosen with samples held out (out-of-fold {score})"
+                f"{labels}")
     return (f"trained the best setting as `train` does: one network on {sizes} of the {n:,} samples, the other "
             f"{n - trained[-1]:,} held out for early stopping and scoring (validation {score}){labels}")
 

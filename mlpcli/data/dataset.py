@@ -7,14 +7,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, OptionError
-from ..text import quoted
+from ..text import count_of, quoted
 from ..centred_rows import is_sparse
 from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, one_number_groups,
                     typed_as_written, visible)
@@ -22,8 +22,8 @@ from .conventions import (DECIMAL_ATTR, DEFAULT_BATCH, DEFAULT_GROUPS, DEFAULT_I
                           JOINED_ATTR, SOURCE_ATTR, TASKS)
 from .labels import label_key
 from .samples import refuse_row_number_join
-from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_LIKE, NO_GROUP_NOTE, Roles, listed_names, missing_batch_names, require_columns, resolve_roles,
-                    warn_role_names)
+from .roles import (DROPPED_GROUP_NOTE, NO_GROUP_NOTE, Roles, group_hint, listed_names, missing_batch_names,
+                    require_columns, resolve_roles, warn_role_names)
 from .targets import read_target
 from .checksum import data_checksum
 from .feature_values import check_feature_values, check_value_limit, column_ranges, feature_matrix, warn_row_numbers
@@ -158,9 +158,10 @@ class Dataset:
                 check_value_limit(y, list(roles.target), ids, "target column")
         if groups is not None:
             n_groups = len(np.unique(groups))
-            notes.append(f"groups: {n_groups:,} in {roles.group!r} ({_mean_count(len(df), n_groups)} samples each on average)")
-        d, n = len(feature_names), len(df)
-        notes.append(f"features: {d} numeric column{'s' * (d != 1)}, {n} sample{'s' * (n != 1)}")
+            samples = "sample" if len(df) == n_groups else "samples"  # "1 sample each" where each patient has one
+            notes.append(f"groups: {n_groups:,} in {roles.group!r} ({_mean_count(len(df), n_groups)} {samples} each on "
+                         "average)")
+        notes.append(f"features: {count_of(len(feature_names), 'numeric column')}, {count_of(len(df), 'sample')}")
         return cls(
             X=X, y=y, feature_names=feature_names, task=task_out, classes=class_list, groups=groups,
             batches=batches, ids=ids, target_names=list(roles.target), notes=notes, warnings=warn, roles=roles,
@@ -206,7 +207,7 @@ def _label_column(df: pd.DataFrame, name: str | None, flag: str, id_column: str 
     if col.isna().any():
         where = CellPlace(df, id_column, name)
         n_missing = int(col.isna().sum())
-        raise DataError(f"{where.source}{flag} column {name!r} has {n_missing} missing value{'s' * (n_missing != 1)}; "
+        raise DataError(f"{where.source}{flag} column {name!r} has {count_of(n_missing, 'missing value')}; "
                         f"{first_row(df, col.isna().to_numpy(), id_column, where)}; fill "
                         f"{'it' if n_missing == 1 else 'them'} or use --no-group")
     return np.asarray([label_key(v) for v in col], dtype=object)
@@ -226,14 +227,14 @@ def _batch_column(df: pd.DataFrame, name: str | None, warn: list[str]) -> np.nda
         label = next(c for c in missing_batch_names() if c not in taken)
         k = int(missing.sum())
         also = f" (a batch is named {'NA'!r} already)" if label != "NA" else ""
-        warn.append(f"--batch column {name!r} has {k} missing value{'s' * (k != 1)}; "
+        warn.append(f"--batch column {name!r} has {count_of(k, 'missing value')}; "
                     f"{'they are' if k != 1 else 'it is'} counted as batch {label!r}{also}")
         labels[missing] = label
     near = one_number_groups(str(b) for b in pd.unique(labels))  # '1' and '01': one site written two ways?
     if near:
         shown = "; ".join(", ".join(map(visible, group)) for group in near[:3])
         warn.append(f"--batch column {name!r} holds batches that differ only in how one number is written: {shown}; "
-                    "they count as different batches (held out apart by --leave-batch-out, reported apart by "
+                    "they count as different batches (held out apart by cv --leave-batch-out, reported apart by "
                     "evaluate --by) — write each one way if they are one")
     return labels
 
@@ -276,10 +277,9 @@ def load_dataset(path, *, positive: str | None = None, **kwargs) -> tuple["Datas
         why = (f"{quoted(dropped)} dropped (--drop)" if dropped else
                f"no {' or '.join(map(repr, DEFAULT_GROUPS))} column")
         calibrated = "" if ds.task == "regression" else ", and the probabilities calibrated on it overconfident"
-        # an .h5ad file's obs column named like a patient column ('donor', 'Patient'): the note ends with its --group
-        like = next((n[len(NO_GROUP_NOTE + NO_GROUP_LIKE):] for n in ungrouped
-                     if n.startswith(NO_GROUP_NOTE + NO_GROUP_LIKE)), None)
-        fix = (f"pass {like}, or --no-group to confirm they are independent" if like else
+        # an .h5ad file's obs column named like a patient column ('donor', 'Patient'): what --group likely means
+        like = ds.roles.group_like if ds.roles is not None else []
+        fix = (f"pass {group_hint(like)}, or --no-group to confirm they are independent" if like else
                "pass --group COLUMN (or --no-group to confirm they are independent)")
         ds.warnings.append(f"{why}: samples are treated as independent; "
                            f"if several come from one patient, validation is optimistic{calibrated} — {fix}"
@@ -460,8 +460,7 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         named = [n for n in table.names if not n.startswith(UNNAMED)]  # not the stand-ins of empty header cells
         join, roles, notes = joined_roles(named)
         if table.row_names and DEFAULT_ID not in roles.columns():  # row names, but --id names another column
-            roles = Roles(target=roles.target, group=roles.group, id=roles.id, batch=roles.batch,
-                          drop=[*roles.drop, DEFAULT_ID])
+            roles = replace(roles, drop=[*roles.drop, DEFAULT_ID])
             notes.append(f"ignored the unnamed first column (row names) as --id is {roles.id!r}")
         features = [n for n in named if n not in set(roles.columns())]
         # ids, groups, batches and labels as written (007 stays 007, and the labels 1 and 01 two classes);
@@ -587,8 +586,8 @@ def repeated_patients_warning(frame: pd.DataFrame, columns: Sequence[str]) -> li
         values = frame[name].dropna()
         patients = values.nunique()
         if len(values) and patients < len(values):
-            return [f"--no-group, but {name!r} repeats: {len(values):,} samples of {patients:,} patients "
-                    f"({len(values) / patients:.1f} each): splits put some of a patient's samples on both sides, so "
+            return [f"--no-group, but {name!r} repeats: {len(values):,} samples of {count_of(patients, 'patient')} "
+                    f"({len(values) / patients:,.1f} each): splits put some of a patient's samples on both sides, so "
                     f"the held-out metrics are optimistic and the probabilities calibrated on them overconfident — "
                     f"leave out --no-group to split by {name!r} (--group COLUMN for another)"]
     return []

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..text import counted, quoted
+from ..text import count_of, counted, quoted
 from ..centred_rows import is_sparse
 from .cells import (THOUSANDS_DECIMAL, THOUSANDS_NUMBER, CellPlace, decimal_advice, first_non_number, is_text_dtype,
                     non_number_cells)
@@ -49,7 +49,7 @@ def feature_matrix(df: pd.DataFrame, names: list[str], notes: list[str], id_colu
             stray = [n for n in bad if n != bad[j]]
             row_id = str(df[id_column].iloc[row]) if id_column else None
             where = f"row {row + 1}" + (f" (id {row_id!r})" if id_column else "")
-            more = (f" ({count} such cell{'s' * (count != 1)} in the column"
+            more = (f" ({count_of(count, 'such cell')} in the column"
                     f"{f', and more in {quoted(stray, 3)}' if stray else ''})") if count > 1 or stray else ""
             annotation = (f"; row {row + 1} is a Perseus annotation row ({row_id!r}): delete the rows whose first cell "
                           "begins with '#!{'" if row_id is not None and row_id.startswith(PERSEUS_ROW) else "")
@@ -115,7 +115,8 @@ def check_feature_values(X: np.ndarray, names: list[str], notes: list[str],
     if nan_counts.any():
         cols = np.flatnonzero(nan_counts)
         pairs = [(names[j], int(nan_counts[j])) for j in cols]
-        notes.append(f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)} (filled by --impute; "
+        notes.append(f"missing values in {count_of(len(cols), 'feature column')}: {counted(pairs)} (filled by "
+                     "--impute; "
                      "without it, training stops at them)")
     return nan_counts  # (d,)
 

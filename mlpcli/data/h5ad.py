@@ -35,7 +35,7 @@ from ..text import count_of, quoted
 from .names import count_matches, id_kind, name_key
 
 __all__ = ["EXTRA_HINT", "OBS_NAMES", "X_LAYER", "VAR_INDEX", "H5ad", "is_h5ad", "load_dataset", "check_options",
-           "write_obs_columns"]
+           "write_obs_columns", "plain_values", "is_text_column", "may_hold_names"]
 
 # the extra's one dependency by its own name: "mlpcli[h5ad]" on PyPI would be another project's
 EXTRA_HINT = 'pip install anndata (the h5ad extra: python -m pip install ".[h5ad]" from the mlpcli checkout)'
@@ -314,7 +314,7 @@ class H5ad:
                 named != np.round(named)).any())):
             # a measurement (gene length, mean expression) or a flag (highly_variable): names like '3.5' or 'True'
             # would match no other file's genes; whole numbers may be Entrez ids, and pass
-            texts = [c for c in self.var.columns if _is_text(self.var[c])]
+            texts = [c for c in self.var.columns if is_text_column(self.var[c])]
             raise DataError(f"--var-names {column!r}: {what.split(' (')[0]} of {self.path} holds "
                             f"{'true/false flags' if values.dtype.kind == 'b' else 'measurements'} "
                             f"({', '.join(map(str, values.iloc[:3]))}, ...), not gene names; its text columns: "
@@ -379,7 +379,7 @@ class H5ad:
         value of another var column (a symbol, where genes are named by Ensembl id): the option that names genes
         so, and the gene's name as read. Nothing otherwise (the roles' "not found" says the rest)."""
         for column in self.var.columns:
-            if not _is_text(self.var[column]) or column == self.var_names_column:
+            if not is_text_column(self.var[column]) or column == self.var_names_column:
                 continue
             values = pd.Series(plain_values(self.var[column])).astype(str).to_numpy()
             hits = np.flatnonzero(values == name)
@@ -405,7 +405,7 @@ class H5ad:
         """(the var column, None for the index; its values) of unique gene identifiers other than `column`:
         the var index, or a text var column (gene_ids) when the index is the repeated one; None if none."""
         candidates = [] if column is None else [None]
-        candidates += [c for c in self.var.columns if c != column and _is_text(self.var[c])]
+        candidates += [c for c in self.var.columns if c != column and is_text_column(self.var[c])]
         for c in candidates:
             values = pd.Series(plain_values(self.var.index if c is None else self.var[c]))
             if not values.isna().any() and values.is_unique:
@@ -584,7 +584,7 @@ class H5ad:
         best, best_found = None, found
         candidates = [] if self.var_names_column is None else [None]
         # text columns, and whole-number ones (Entrez ids are stored as integers), as ``_names`` reads them
-        candidates += [c for c in self.var.columns if c != self.var_names_column and _may_hold_names(self.var[c])]
+        candidates += [c for c in self.var.columns if c != self.var_names_column and may_hold_names(self.var[c])]
         for column in candidates:
             values = self.var.index if column is None else self.var[column]
             n = count_matches(wanted, [str(v) for v in plain_values(values)])
@@ -654,13 +654,14 @@ def h5py_dataset():
     return h5py.Dataset
 
 
-def _may_hold_names(column) -> bool:
+def may_hold_names(column) -> bool:
     """Whether a var column may hold gene names: text, or whole numbers (Entrez ids), as ``H5ad._names`` reads."""
     dtype = getattr(column, "dtype", None)
-    return _is_text(column) or (dtype is not None and dtype.kind in "iu")
+    return is_text_column(column) or (dtype is not None and dtype.kind in "iu")
 
 
-def _is_text(column) -> bool:
+def is_text_column(column) -> bool:
+    """Whether a var (or obs) column holds text: categories, objects or strings, not numbers or flags."""
     dtype = getattr(column, "dtype", None)
     return isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype) or \
         pd.api.types.is_string_dtype(dtype)
@@ -691,7 +692,7 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
     float32. --drop may name obs columns or genes (genes are left out of the features)."""
     from .conventions import DEFAULT_TARGET
     from .dataset import Dataset
-    from .roles import NO_GROUP_LIKE, NO_GROUP_NOTE, group_hint, group_like, listed_names, resolve_roles
+    from .roles import listed_names, resolve_roles
     from .samples import SampleJoin
 
     with H5ad(path, layer, raw, var_names, var_names_fallback=var_names_fallback) as h:
@@ -716,7 +717,8 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
                                          target=DEFAULT_TARGET if target is None else target, group=group,
                                          no_group=no_group, id=join.data_id if join is not None else
                                          OBS_NAMES if id is None else id, batch=batch,
-                                         drop=[d for d in drops if d not in gene_drops], require_target=require_target)
+                                         drop=[d for d in drops if d not in gene_drops], require_target=require_target,
+                                         suggest_group=True)  # no donor_id, but an obs column 'donor': --group donor
         except DataError as exc:  # the file named, and why an .obs column the user sees is not among the columns
             asked = {*listed_names(DEFAULT_TARGET if target is None else target), group, batch, id} - {None}
             hidden = [c for c in h.obs_named_like_genes if c in asked]
@@ -728,9 +730,6 @@ def load_dataset(path, *, target=None, group: str | None = None, no_group: bool 
         if id is None:
             notes = [n.replace(f"id: {OBS_NAMES}", f"id: {OBS_NAMES} (default for .h5ad; --id to choose)")
                      for n in notes]
-        like = group_like(c for c in obs_columns if c not in roles.columns()) if roles.group is None else []
-        if like:  # no donor_id, but an obs column 'donor' (or 'Patient', 'subject'): what --group likely means
-            notes = [n + NO_GROUP_LIKE + group_hint(like) if n == NO_GROUP_NOTE else n for n in notes]
         if join is not None:
             join.select([*roles.target, roles.group, roles.batch], roles.drop)
             on_file = [c for c in roles.columns() if c in obs_set]

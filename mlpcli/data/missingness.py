@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..distributions import chi2_sf
+from ..text import agreeing, count_of
 from .conventions import CLASSIFICATION_TASKS
 
 __all__ = ["TIED_V", "TIED_P", "MIN_GROUP", "MIN_MISSING", "TiedFeature", "tied_missingness", "missingness_warnings",
@@ -132,7 +133,7 @@ def missingness_warnings(ds, shown: int = 3) -> list[str]:
 
 
 def _counted(tied: list[TiedFeature]) -> str:
-    return f"{len(tied)} feature{'s' * (len(tied) != 1)}"
+    return count_of(len(tied), "feature")
 
 
 def _listed(tied: list[TiedFeature], shown: int) -> str:
@@ -185,7 +186,7 @@ def binary_among_continuous(ds, block_columns: int = BLOCK_COLUMNS) -> str | Non
     if not binary:
         return None
     names = ", ".join(repr(str(ds.feature_names[j])) for j in binary[:5]) + (" …" if len(binary) > 5 else "")
-    return (f"{len(binary)} feature column{'s' * (len(binary) > 1)} of the {X.shape[1]:,} hold{'s' * (len(binary) == 1)} "
+    return (f"{count_of(len(binary), 'feature column')} of the {X.shape[1]:,} {agreeing(len(binary), 'holds', 'hold')} "
             f"only 0 and 1 among continuous ones ({names}): other label columns or clinical flags? Every column but "
             "the target, id, group and batch is a feature; --drop them if they are outcomes, which would leak")
 

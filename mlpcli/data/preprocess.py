@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, ModelFileError
 from .sources import short_reason
 from .conventions import IMPUTE_METHODS
-from ..text import quoted
+from ..text import count_of, quoted
 from ..centred_rows import CentredRows
 from ..centred_rows import is_sparse
 from .row_view import feature_block
@@ -258,7 +258,8 @@ class Preprocessor(SparsePreprocessing):
             self.warnings.append(constant_message(self.constant_only))
         if not variable.any():
             raise DataError("the feature is constant on the training rows; nothing to learn from" if len(names) == 1 else
-                            f"all {len(names)} features are constant on the training rows; nothing to learn from")
+                            f"all {count_of(len(names), 'feature')} are constant on the training rows; nothing to "
+                            "learn from")
         kept = self._select_top_var(variances, np.flatnonzero(variable))
 
         if fitted is None:
@@ -473,15 +474,17 @@ class Preprocessor(SparsePreprocessing):
             J *= U ** -1.5
         return J
 
-    def _check_inputs(self, Z: np.ndarray) -> None:
+    def _check_inputs(self, Z: np.ndarray, row_of: tuple[int, int] | None = None) -> None:
         """Unclipped network inputs (n, d_kept) must lie within ±VALUE_LIMIT: beyond it a float32 network
         sees infinities and predicts NaN. Only a value absurdly far outside a feature's training spread gets
-        there (the raw values are within the limit), which is a data error worth naming."""
+        there (the raw values are within the limit), which is a data error worth naming. ``row_of``: (the row,
+        0-based, of how many) the error names, for a caller checking one row of a larger matrix as ``Z``."""
         if Z.size == 0 or (Z.max() <= VALUE_LIMIT and Z.min() >= -VALUE_LIMIT):
             return
         i, j = first_beyond_limit(Z)
         name, z = self.kept_features[j], Z[i, j]
-        where = f"row {i + 1} of the {len(Z)} rows transformed"  # callers transforming blocks name the block
+        row, n_rows = (i, len(Z)) if row_of is None else row_of
+        where = f"row {row + 1} of the {count_of(n_rows, 'row')} transformed"
         if self.config.standardize:
             raise DataError(f"feature {name!r} has a value {z:.3g} training SDs from its training mean at {where} "
                             f"(training SD {self.scale_[j]:.3g}), beyond the ±{VALUE_LIMIT:.3g} a network input "

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import DataError
 from .conventions import IMPUTE_METHODS
-from ..text import counted, quoted
+from ..text import agreeing, count_of, counted, quoted
 
 
 EMPTY_WORDS = "features have no values on the training rows"
@@ -54,7 +54,7 @@ def constant_message(dropped: Sequence[str], per_member: Sequence[int] | None = 
     counted = _per_member(dropped, per_member)
     if counted is None:
         k = len(dropped)
-        return f"dropped {k} feature{'s' * (k != 1)} constant on the training rows: {quoted(list(dropped))}"
+        return f"dropped {count_of(k, 'feature')} constant on the training rows: {quoted(list(dropped))}"
     return f"dropped features constant on the training rows: {counted}: {quoted(list(dropped))}"
 
 
@@ -66,7 +66,8 @@ def check_non_negative(X: np.ndarray, names: Sequence[str]) -> None:
 
 def negative_message(names: Sequence[str], negative: np.ndarray, first_min: float) -> str:
     cols = np.flatnonzero(negative)
-    return (f"log1p needs non-negative input, but {len(cols)} feature column{'s hold' if len(cols) != 1 else ' holds'} "
+    return (f"log1p needs non-negative input, but {count_of(len(cols), 'feature column')} "
+            f"{agreeing(len(cols), 'holds', 'hold')} "
             "negative values "
             f"(first {names[cols[0]]!r}, min {first_min:.4g}); drop --log1p if the data is already on a log scale")
 
@@ -83,4 +84,4 @@ def missing_message(names: Sequence[str], nan_counts: np.ndarray, counted_in: st
     pairs = [(names[j], int(nan_counts[j])) for j in cols]
     remedy = (f"the model was trained without --impute, so fill them or retrain with --impute {IMPUTE_HINT}" if fitted
               else f"pass --impute {IMPUTE_HINT} or remove them")
-    return f"missing values in {len(cols)} feature column{'s' * (len(cols) != 1)}: {counted(pairs)}{counted_in}; {remedy}"
+    return f"missing values in {count_of(len(cols), 'feature column')}: {counted(pairs)}{counted_in}; {remedy}"

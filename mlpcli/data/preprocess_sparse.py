@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..text import quoted
+from ..text import count_of, quoted
 from ..centred_rows import CentredRows
 from .limits import VALUE_LIMIT, first_beyond_limit, value_limit_message
 from . import blocks
@@ -234,7 +234,8 @@ class SparsePreprocessing:
             self.warnings.append(constant_message(self.constant_only))
         if not variable.any():
             raise DataError("the feature is constant on the training rows; nothing to learn from" if len(names) == 1 else
-                            f"all {len(names)} features are constant on the training rows; nothing to learn from")
+                            f"all {count_of(len(names), 'feature')} are constant on the training rows; nothing to "
+                            "learn from")
         kept = self._select_top_var(variances if cfg.top_var is not None else None, np.flatnonzero(variable))
 
         d_kept = len(kept)
@@ -334,11 +335,7 @@ class SparsePreprocessing:
         i = _row_of(X.indptr, stored)
         row = np.zeros((1, len(self.kept_features)))
         row[0, k[j]] = Z[j]
-        try:
-            self._check_inputs(row)
-        except DataError as exc:
-            raise DataError(str(exc).replace("row 1 of the 1 rows transformed",
-                                             f"row {i + 1} of the {X.shape[0]} rows transformed")) from None
+        self._check_inputs(row, row_of=(i, X.shape[0]))
 
     def _kept_position(self) -> np.ndarray:
         """(d_in,) each input column's kept-column index, -1 where dropped."""

@@ -26,6 +26,9 @@ class Roles:
     id: str | None = None
     batch: str | None = None
     drop: list[str] = field(default_factory=list)
+    # without a group column: the columns named like a patient column ('Donor', 'subject'; ``group_like``), what
+    # --group likely means; found where no column is a feature (``resolve_roles``'s ``suggest_group``), else []
+    group_like: list[str] = field(default_factory=list)
 
     def columns(self) -> list[str]:
         """All columns that are not features, in role order."""
@@ -85,12 +88,15 @@ def resolve_roles(
     batch: str | None = None,
     drop: str | Sequence[str] = (),
     require_target: bool = True,
+    suggest_group: bool = False,
 ) -> tuple[Roles, list[str]]:
     """Assign column roles from the flags and the defaults; returns (roles, notes saying what was picked).
 
     Defaults: group `patient_id`, else `donor_id` (CELLxGENE's name; unless `no_group`), id `sample_id`, batch `batch`, each when present and
     not already given another role. With `require_target=False` (prediction tables) absent target columns
-    are simply left out.
+    are simply left out. `suggest_group`: no column is a feature (an .h5ad file's obs columns), so one named like
+    a patient column is what --group likely means when neither is given nor found: ``Roles.group_like``, and the
+    note's hint.
     """
     columns = [str(c) for c in columns]
     present = set(columns)
@@ -139,6 +145,7 @@ def resolve_roles(
         return None
 
     group_col = pick("--group", group, DEFAULT_GROUPS, allowed=not no_group)
+    no_group_at = None  # where the NO_GROUP_NOTE is, which names the group-like columns once the roles are known
     if group_col is None:
         # --no-group switches the grouping off; a default group column (patient ids) is still not a feature
         unused = [g for g in DEFAULT_GROUPS if no_group and g in present and g not in taken]
@@ -150,6 +157,7 @@ def resolve_roles(
         elif dropped:  # the table has one, which --drop took out: not "no 'patient_id' column"
             notes.append(f"{DROPPED_GROUP_NOTE}{quoted(dropped)}); samples are treated as independent")
         else:
+            no_group_at = len(notes)
             notes.append(NO_GROUP_NOTE)
     id_col = pick("--id", id, DEFAULT_ID)
     batch_col = pick("--batch", batch, DEFAULT_BATCH)
@@ -158,6 +166,9 @@ def resolve_roles(
 
     roles = Roles(target=targets, group=group_col, id=id_col, batch=batch_col, drop=drops)
     _check_one_role_each(roles)
+    if suggest_group and no_group_at is not None:
+        roles.group_like = group_like(c for c in columns if c not in roles.columns())
+        notes[no_group_at] = no_group_note(roles.group_like)
     return roles, notes
 
 
@@ -218,8 +229,10 @@ def group_hint(found: Sequence[str]) -> str:
     return f"--group {shlex.quote(found[0])} ({quoted(found, 3)} {named} named like a patient column)"
 
 
-# The NO_GROUP_NOTE of a table with a column named like a patient column (``group_like``), which it ends with
-NO_GROUP_LIKE = ": "
+def no_group_note(like: Sequence[str] = ()) -> str:
+    """The note of a table without a group column: NO_GROUP_NOTE, ending with the --group that the columns named
+    like a patient column (``Roles.group_like``) suggest when there are some."""
+    return NO_GROUP_NOTE + (f": {group_hint(like)}" if like else "")
 
 
 def warn_role_names(names: list[str], warn: list[str]) -> None:

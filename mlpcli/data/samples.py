@@ -50,7 +50,7 @@ from .conventions import DEFAULT_ID
 from .header import holds_row_numbers
 from .cells import NO_COPY, SPELLING_WORDS, is_text_dtype, spelling_key, typed_as_written, visible
 from .labels import label_key
-from ..text import quoted
+from ..text import agreeing, count_of, quoted
 
 __all__ = ["SampleSheet", "SampleJoin", "read_sample_sheet", "join_samples", "id_texts"]
 
@@ -549,18 +549,20 @@ class SampleJoin:
         if misspelled:
             raise DataError(misspelled)
         m = len(sheet.ids)
-        self.notes.append(f"{sheet.said}: joined on {self._how}: {self.n_matched} of the {self.n_rows} "
-                          f"samples of {self.source} have a row in the sheet ({m} rows)")
+        have = agreeing(self.n_matched, "has", "have")
+        self.notes.append(f"{sheet.said}: joined on {self._how}: {self.n_matched:,} of the "
+                          f"{count_of(self.n_rows, 'sample')} of {self.source} {have} a row in the sheet "
+                          f"({count_of(m, 'row')})")
         if self.n_unmatched:
             fate = "kept without the sheet's columns" if self.keep_unmatched else "left out"
-            said = (f"{sheet.said}: {self.n_unmatched} sample{'s' * (self.n_unmatched > 1)} of "
+            said = (f"{sheet.said}: {count_of(self.n_unmatched, 'sample')} of "
                     f"{self.source} {'have' if self.n_unmatched > 1 else 'has'} no row in the sheet "
                     f"({fate}): {_listed(self.unmatched, self.n_unmatched)}{self._affixed()}")
             # samples left out of training or scoring are data lost: a warning, which -q does not hide
             (self.notes if self.keep_unmatched else self.warnings).append(said)
         unused = np.flatnonzero(self.matched_row < 0)
         if unused.size:
-            self.notes.append(f"{sheet.said}: {unused.size} of its {m} rows "
+            self.notes.append(f"{sheet.said}: {unused.size:,} of its {count_of(m, 'row')} "
                               f"match{'es' * (unused.size == 1)} no sample of "
                               f"{self.source}: {_listed(list(sheet.ids[unused[:_SHOWN]]), unused.size)}")
 
@@ -605,7 +607,7 @@ class SampleJoin:
         table_id, sheet_id = pairs[0]
         many = self.n_unmatched > 1
         they = ("the first of them differ" if first else "some of them differ") if many else "it differs"
-        return (f"{self.sheet.said}: {self.n_unmatched} sample{'s' * many} of {self.source} "
+        return (f"{self.sheet.said}: {count_of(self.n_unmatched, 'sample')} of {self.source} "
                 f"{'have' if many else 'has'} no row in the sheet, and {they} only in {why} from sheet rows that "
                 f"match no sample (e.g. {visible(table_id)} in {self.source}, {visible(sheet_id)} in the sheet); ids must match "
                 "exactly — correct them in one of the files")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..text import counted, quoted
+from ..text import count_of, counted, quoted
 from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, one_number_groups, parse_numbers,
                     typed_as_written, visible)
 from .conventions import CLASSIFICATION_TASKS, DECIMAL_ATTR
@@ -46,7 +46,7 @@ def read_target(
         per_col = [(t, int(absent[t].sum())) for t in targets if absent[t].any()]
         where = CellPlace(df, id_column, per_col[0][0])
         raise DataError(
-            f"{where.source}target has missing values in {int(missing.sum())} row{'s' * (int(missing.sum()) != 1)} "
+            f"{where.source}target has missing values in {count_of(int(missing.sum()), 'row')} "
             f"({counted(per_col)}); "
             f"{first_row(df, missing.to_numpy(), id_column, where)}; drop those rows, or predict them with "
             "`mlpcli predict`"

@@ -42,7 +42,7 @@ from ..errors import DataError, OptionError
 from .conventions import JOINED_ATTR
 from .header import FEATURE_COLUMN_NAMES
 from .h5ad import H5ad, as_float32_csr, hdf5_reason
-from ..text import count_of
+from ..text import agreeing, count_of
 
 __all__ = ["BARCODE", "SYMBOLS", "TenX", "is_tenx", "check_options"]
 
@@ -365,8 +365,9 @@ class TenX(H5ad):
             return super()._names(column)
         values = values.copy()
         values[clash] = [f"{n} ({t})" for n, t in zip(names[clash], types[clash])]
-        self.notes.append(f"{self.path}: {int(clash.sum()):,} features of other types share a gene's name; named with "
-                          f"their type (e.g. {values[clash][0]!r})")
+        k = int(clash.sum())
+        self.notes.append(f"{self.path}: {count_of(k, 'feature')} of other types {agreeing(k, 'shares', 'share')} a "
+                          f"gene's name; named with {agreeing(k, 'its', 'their')} type (e.g. {values[clash][0]!r})")
         kept, self.var = self.var, self.var.copy()
         if column is None:
             self.var.index = pd.Index(values)

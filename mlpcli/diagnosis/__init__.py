@@ -127,7 +127,7 @@ from typing import Sequence
 from .curves import MIN_POINTS, BaselineError, CurveError, prepare_curves
 from .measure import curves_up_to, measure_curves, training_rise
 from .rules import LABELS, RULES, RUNNER_UP_MARGIN, pick_label
-from .words import (advice_for, full_batch_advice, linear_advice, evidence_of, summary_sentence, unstable_advice, unstable_sentence, user_evidence, Words,
+from .words import (advice_for, full_batch_advice, linear_advice, noise_advice, evidence_of, summary_sentence, unstable_advice, unstable_sentence, user_evidence, Words,
                     evidence_meanings, label_title)
 
 __all__ = ["LABELS", "RULES", "RUNNER_UP_MARGIN", "Diagnosis", "CurveError", "BaselineError", "diagnose", "evidence_meanings", "label_title"]
@@ -182,6 +182,8 @@ def diagnose(
     grouped_by: str | None = None,
     full_batch: bool = False,
     linear: bool = False,
+    augment_noise: float = 0.0,
+    hidden_auto: bool = False,
 ) -> Diagnosis:
     """Label a run's learning curves with one of ``LABELS``.
 
@@ -218,6 +220,10 @@ def diagnose(
         learning rate, dropout or input noise: the advice names what that optimizer takes.
     linear: the network has no hidden layer (``--hidden none``): advice to make it smaller is left out (it is the
     smallest), a stronger penalty or fewer features (--top-var) said instead.
+    augment_noise: the SD of the input noise the run trained with (``--augment-noise``; 0: none): the advice then
+    asks for more of it, not for the ``--augment-noise auto`` the run may already have used.
+    hidden_auto: the network was chosen by ``--hidden auto`` (the default): the advice does not ask to "let the
+    defaults choose", which they did.
 
     Raises CurveError (a ValueError and a DataError) for mismatched lengths, fewer than 3 epochs
     with both values finite, a baseline that is not a finite loss above 0 (BaselineError, a
@@ -240,6 +246,10 @@ def diagnose(
         advice = full_batch_advice(label, advice, linear, lv["cause"])
     if linear:
         advice = linear_advice(advice)
+    if augment_noise > 0:
+        advice = noise_advice(advice, augment_noise)
+    if hidden_auto:  # the defaults chose this network already (over the linear model, on held-out loss)
+        advice = [a.replace("; or let the defaults choose (--hidden auto).", ".") for a in advice]
     tied = runner_up is not None and scores[runner_up] == scores[label]
     summary = summary_sentence(label, lv, conditions[label], runner_up, tied, words)
     if lv["unstable_epoch"] is not None:  # the instability is the first thing to fix; "nothing needed" is not true

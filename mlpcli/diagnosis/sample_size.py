@@ -211,12 +211,14 @@ def _one_size_words(points: list[SizePoint], within: list[float]) -> str:
 
 def bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: float, metric: str,
                    more_data: str | None = None, val_units: int | None = None, val_unit_name: str = "samples",
-                   held_labels: list[tuple[str, int]] | None = None) -> dict:
+                   held_labels: list[tuple[str, int]] | None = None, linear: bool = False) -> dict:
     """Bias vs variance at the largest size, from the training error's level and the gap (``_levels``: for
     regression in the squared error, 1 - R²); what it says of more data follows the more-data answer
     (``more_data``: its verdict). Curves are "close" only when the gap is small either way: validation far
     better than training is not close. ``held_labels``: multi-label labels (name, validation positives or negatives,
-    the fewer) that every size calls at P >= 0.5 for want of validation events (``_held_labels``)."""
+    the fewer) that every size calls at P >= 0.5 for want of validation events (``_held_labels``). ``linear``: every
+    size trained the linear model (``--hidden none``), which has no dropout to add and nothing smaller to become
+    (``linear_words``)."""
     p = points[-1]
     tr, va, gap = _levels(p, higher, chance, scale)
     high_bias, high_var = tr >= BIAS_LEVEL, gap >= VARIANCE_GAP
@@ -310,5 +312,15 @@ def bias_variance(points: list[SizePoint], higher: bool, chance: float, scale: f
     units = ("(1 - score) / (1 - chance): the share of the no-skill error left" if higher else
              "1 - R²: MSE / the MSE of predicting the mean (training: its own rows' mean; validation: the training "
              "mean); gap: (validation MSE - training MSE) / that validation no-skill MSE")
+    if linear:
+        text = linear_words(text)
     return {"verdict": verdict, "train_error": tr, "val_error": va, "gap": gap, "error_units": units,
             "n_train": p.n_train, "text": text, "caveat": caveat}
+
+
+def linear_words(text: str) -> str:
+    """A bias/variance answer's remedies for the linear model: ``--hidden none --dropout 0.3`` is a usage error (no
+    hidden layer to drop units of) and nothing is smaller than it, so the variance remedy is a stronger penalty or
+    fewer features; the bias remedy (a more flexible model: --hidden) stands."""
+    return (text.replace(_REGULARISE, "a stronger penalty (--l2, --weight-decay) or fewer features (--top-var)")
+            .replace("with regularisation (--l2, --dropout)", "with regularisation (--l2, --weight-decay)"))

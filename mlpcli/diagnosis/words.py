@@ -419,21 +419,62 @@ _NOT_FULL_BATCH = ("--lr", "--dropout", "--augment-noise", "--patience", "--min-
                    "--lr-schedule", "--l1", "--batchnorm", "--weight-decay")
 
 
+# What a linear model's advice says instead of the hidden-layer remedies (``linear_advice``), in order: dropout has
+# no hidden layer to act on (``--hidden none --dropout 0.3`` is a usage error), ``--augment-noise auto`` gives a
+# network without hidden layers no noise at all (``auto_defaults.auto_noise``: for it noise is only a ridge penalty,
+# which --l2 is), and nothing is smaller than the linear model. The sample data's default run (the softmax
+# regression chosen) was told "Stronger regularisation (--l2, --dropout, --augment-noise auto) or a smaller model
+# (--hidden)" and "Apply data augmentation ... --augment-noise auto": neither changes that model.
+_LINEAR_WORDS = (
+    ("the linear model (--hidden none) or a few units (--hidden 16), with input noise (--augment-noise auto) and "
+     "weight decay (--l2)", "it is the linear model already, so a much stronger penalty (--l2, --weight-decay) and "
+     "fewer features (--top-var)"),
+    # --hidden auto could only add a hidden layer to a linear model (or is what chose it): not less flexible
+    ("; or let the defaults choose (--hidden auto).", "."),
+    ("Stronger regularisation (--l2, --dropout, --augment-noise auto) or a smaller model (--hidden)",
+     "A stronger penalty (--l2, --weight-decay) or fewer features (--top-var)"),
+    (", --augment-noise auto)", ")"),
+    (", --dropout", ""),
+)
+
+
 def linear_advice(advice: list[str]) -> list[str]:
     """``advice`` for a linear model (no hidden layer): no line that would make the network smaller (it has no
-    units to remove), and where the first line asks for a less flexible model, the linear model's own ways."""
+    units to remove), none asking for dropout or for ``--augment-noise auto`` (which adds no noise to it), and
+    where a line asks for a less flexible model, the linear model's own ways (``_LINEAR_WORDS``)."""
     out = []
     for a in advice:
-        if a.startswith("Reduce model capacity"):
+        if a.startswith(("Reduce model capacity", "Use data augmentation", "Apply data augmentation")):
             continue
         if a.startswith("Add regularisation"):  # dropout has no hidden layer to act on
             a = "Add regularisation: a stronger L2 penalty (--l2, --weight-decay)."
-        if "the linear model (--hidden none) or a few units (--hidden 16)" in a:
-            a = a.replace("the linear model (--hidden none) or a few units (--hidden 16)",
-                          "it is the linear model already, so a much stronger --l2 and fewer features (--top-var)")
-            # --hidden auto could only add a hidden layer to a linear model (or is what chose it): not less flexible
-            a = a.replace("; or let the defaults choose (--hidden auto).", ".")
+        for old, new in _LINEAR_WORDS:
+            a = a.replace(old, new)
         out.append(a)
+    return out
+
+
+def noise_advice(advice: list[str], sd: float) -> list[str]:
+    """``advice`` for a run that trained with input noise of SD ``sd`` (``--augment-noise auto`` resolved, or an SD
+    given): the data-augmentation remedy asks for more of it rather than for the ``--augment-noise auto`` the run
+    may already have had (random labels at ``--hidden 128 --augment-noise auto`` were told "regularise ... (--l2,
+    --weight-decay, --augment-noise auto)")."""
+    from ..config import AUTO_NOISE_MAX
+
+    out = []
+    if sd >= AUTO_NOISE_MAX:  # at auto's cap already: more noise drowns single genes, so it is no remedy here
+        for a in advice:
+            if not a.startswith(("Use data augmentation", "Apply data augmentation")):
+                out.append(a.replace(", with input noise (--augment-noise auto) and weight decay (--l2)",
+                                     ", with weight decay (--l2)").replace(", --augment-noise auto", ""))
+        return out
+    more = f"--augment-noise above the {sd:.3g} this run used"
+    for a in advice:
+        if a.startswith(("Use data augmentation", "Apply data augmentation")):
+            a = (f"Add more input noise than the run had ({more}; auto sizes it sqrt(features / training rows), at "
+                 f"most {AUTO_NOISE_MAX:g}, beyond which it drowns single genes).")
+        out.append(a.replace("input noise (--augment-noise auto)", f"more input noise ({more})")
+                   .replace("--augment-noise auto", more))
     return out
 
 
@@ -657,6 +698,10 @@ def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[
             "class or batch.",
             "Judge the run by the members' mean curve, not by any one member's.",
         ]
+    # a --val-data table is no split: --val-size and --folds 5 are usage errors beside it (the table sets the size)
+    larger = (f"more samples in {validation_table}, the --val-data table" if validation_table else
+              "--val-size, e.g. 0.3")
+    k_fold = ("leave out --val-data: --folds 5" if validation_table else "--folds 5")
     if label == "unrepresentative_validation_noisy" and ev["cause"] == "weights_jump":
         return [
             f"Lower the learning rate (--lr, e.g. 3-10x lower) or clip the gradient norm (--clip-norm): the "
@@ -664,14 +709,15 @@ def advice_for(label: str, ev: dict, stochastic: bool, w: Words, kept: Sequence[
             f"scale, against validation's {_pct(ev['val_noise'])}), so the weights themselves jump and a larger "
             "validation set would jump with them.",
             "If validation stays erratic once the training curves are steady, use a larger validation set "
-            "(--val-size, e.g. 0.3) or k-fold cross-validation (--folds 5).",
+            f"({larger}) or k-fold cross-validation ({k_fold}).",
         ]
     if label == "unrepresentative_validation_noisy":
         return [
-            f"Use a larger validation set (--val-size, e.g. 0.3): its {w.name} wiggles by "
+            f"Use a larger validation set ({larger}): its {w.name} wiggles by "
             f"{_pct(ev['val_noise_rel'])} of its level, {_ratio_words(ev['noise_ratio'])}.",
-            "Stratify (and shuffle) the validation split so every class and batch is represented.",
-            "Use k-fold cross-validation to average out the noise of a single small split (--folds 5, train's "
+            ("Check that the validation table holds every class and batch." if validation_table else
+             "Stratify (and shuffle) the validation split so every class and batch is represented."),
+            f"Use k-fold cross-validation to average out the noise of a single small split ({k_fold}, train's "
             "default: every sample validates one member of the ensemble).",
         ]
     return _advice_below(ev, w)

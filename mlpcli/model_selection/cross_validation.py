@@ -588,15 +588,29 @@ def batch_confounding(ds: data.Dataset, leave_batch_out: bool = False, command: 
     if leave_batch_out:
         return (what + ": a held-out batch's class mix differs from its training batches', so its score mixes the "
                 "biology with that shift; no fold can separate batch from biology here")
-    if command == "train":
-        return (what + ": a model can score by recognising batches, and the held-out estimate, whose rows share "
-                "batches with the training rows, rewards it as biology; `mlpcli cv --leave-batch-out` shows how it "
-                "fares on batches it never saw, but no split can separate batch from biology here")
     # (tune has no --leave-batch-out: cv's is named as train names it)
     option = "--leave-batch-out" if command == "cv" else "`mlpcli cv --leave-batch-out`"
-    return (what + ": a model can score by recognising batches, and folds that mix them reward it as biology; "
-            f"{option} shows how it fares on batches it never saw, but no fold can separate batch from "
-            "biology here")
+    if command == "train":
+        first = ("a model can score by recognising batches, and the held-out estimate, whose rows share batches with "
+                 "the training rows, rewards it as biology")
+        split = "split"
+    else:
+        first = "a model can score by recognising batches, and folds that mix them reward it as biology"
+        split = "fold"
+    # a class whose samples all sit in one batch: holding that batch out leaves the class no training rows, so each
+    # such fold scores its samples as errors (every batch one class: balanced accuracy 0 in every fold), which says
+    # nothing of a new site; the suggestion would send the user to a run that cannot answer
+    alone = [(class_label(ds, int(c)), str(names[int(np.unique(b[y == c])[0])])) for c in np.unique(y)
+             if np.unique(b[y == c]).size == 1]
+    if alone:
+        (label, batch), more = alone[0], len(alone) - 1
+        others = f" (and {more} other class{'es' * (more > 1)} {'are' if more > 1 else 'is'} in one batch too)" \
+            if more else ""
+        return (what + f": {first}; {option} does not measure it for class {label!r}: that class is only in batch "
+                f"{batch!r}{others}, so the fold holding that batch out has no training rows of it (its samples all "
+                f"count as errors) — no {split} can separate batch from biology here")
+    return (what + f": {first}; {option} shows how it fares on batches it never saw, but no {split} can separate "
+            "batch from biology here")
 
 
 def _spanning_note(ds: data.Dataset) -> list[str]:

@@ -34,6 +34,7 @@ from ..errors import DataError, OptionError, TrainingError
 from ..history import MEMBER
 from ..model_io import Member, Model
 from ..parallel import Plan
+from ..text import count_of
 from ..background import beside, quick_switches
 from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
                       resolve_log1p)
@@ -308,10 +309,10 @@ def _fit_model(ds: data.Dataset, options: TrainOptions, progress, val_ds, plan, 
         n_folds = auto_defaults.auto_folds(ds.n_samples)
         if n_folds == 1:
             notes.append(f"{ds.n_samples:,} samples (more than {auto_defaults.SINGLE_HOLDOUT_ABOVE:,}): one network on a "
-                         f"--val-size hold-out instead of a {auto_defaults.DEFAULT_FOLDS}-member ensemble (--folds to "
-                         "choose)")
+                         f"--val-size hold-out instead of a {auto_defaults.DEFAULT_FOLDS}-member ensemble ({folds_flag} "
+                         "to choose)")  # (cv and tune: --member-folds; their --folds are the outer folds)
             progress = _with_plan_note(progress, f"one network, not {auto_defaults.DEFAULT_FOLDS} members: more than "
-                                                 f"{auto_defaults.SINGLE_HOLDOUT_ABOVE:,} samples (--folds to choose)")
+                                                 f"{auto_defaults.SINGLE_HOLDOUT_ABOVE:,} samples ({folds_flag} to choose)")
         elif max_folds(ds) < n_folds:  # a rare class in few patients: as many members as its groups allow
             supported = max_folds(ds)
             n_folds = supported if supported >= 2 else 1
@@ -724,7 +725,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
                 fitted.restricted(scored_rows)
                 cands = [fitted]
                 notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
-                             f"scores cover their {len(scored_rows)} held-out rows")
+                             f"scores cover their {count_of(len(scored_rows), 'held-out row')}")
             elif complete:
                 cands = complete
                 notes.append(f"interrupted while training {spec.describe()}: the model is chosen among the "
@@ -767,10 +768,11 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
             # what "auto" became for all the rows (the l2 grows with n, the batch with it): `info` shows it
             refit_record = {k: v for k, v in _member_summary(0, refit).items()
                             if k not in ("member", "best_val_loss", "n_val", "stopped_early", "best_epoch")}
-            span = (f"{refit_epochs} iterations of L-BFGS (the members' median)" if chosen.optimizer == "lbfgs"
-                    else f"{refit_epochs} epochs (the members' median best epoch)")
-            notes.append(f"--refit: one network trained on all {ds.n_samples} rows for {span}; the out-of-fold scores "
-                         "are the members', and overstate one "
+            span = (f"{count_of(refit_epochs, 'iteration')} of L-BFGS (the members' median)"
+                    if chosen.optimizer == "lbfgs" else
+                    f"{count_of(refit_epochs, 'epoch')} (the members' median best epoch)")
+            notes.append(f"--refit: one network trained on all {count_of(ds.n_samples, 'row')} for {span}; the "
+                         "out-of-fold scores are the members', and overstate one "
                          "network trained this way (by 0.02 of balanced accuracy on average on the accuracy benchmark, "
                          "where it also scored 0.01 below the ensemble)"
                          + ("; --lr-schedule plateau: the refit has no validation rows, so it keeps --lr (the "
@@ -854,7 +856,7 @@ def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[Fi
     rows = np.sort(np.concatenate([folds[k].test for k in most.folds]))
     most.restricted(rows)
     return [most], rows, (f"interrupted: the model holds the {len(most.runs)} member(s) of {most.spec.describe()} "
-                          f"trained so far; out-of-fold scores cover their {len(rows)} held-out rows")
+                          f"trained so far; out-of-fold scores cover their {count_of(len(rows), 'held-out row')}")
 
 
 def _member_summary(member: int, run: FittedRun) -> dict:

@@ -14,6 +14,7 @@ from ..calibration import (MIN_LABEL_EVENTS, Calibration, bound_note, calibratio
 from ..config import TrainOptions, flag_name
 from ..model_io import Model
 from ..background import beside
+from ..text import count_of
 from .fitting import FittedRun
 
 
@@ -235,9 +236,10 @@ def store_trust(model: Model, ds: data.Dataset, logits: np.ndarray, scored: data
     model.ood.streamed = isinstance(Z_held, ood.RowSource)
     cal = model.conformal
     # the patients of every held-out row (the stored weights sum to those of a subsample beyond MAX_ROWS rows)
-    patients = f" of {len(np.unique(scored.groups))} patients" if np.any(cal.weight < 1) else ""
-    notes.append(f"prediction sets (predict --coverage): {cal.n} held-out scores{patients} stored; out-of-distribution "
-                 f"flags (predict --ood): nearest-neighbour distances to {len(model.ood.reference)} training rows "
+    patients = f" of {count_of(len(np.unique(scored.groups)), 'patient')}" if np.any(cal.weight < 1) else ""
+    notes.append(f"prediction sets (predict --coverage): {count_of(cal.n, 'held-out score')}{patients} stored; "
+                 f"out-of-distribution flags (predict --ood): nearest-neighbour distances to "
+                 f"{count_of(len(model.ood.reference), 'training row')} "
                  f"calibrated on {_ood_calibration_words(model.ood, sub_parts)}")
 
 
@@ -246,5 +248,6 @@ def _ood_calibration_words(basis, parts: list[tuple[np.ndarray, np.ndarray]]) ->
     weighted by patient (``ood.calibrate``), the rows and the patients they count as."""
     n_held = sum(len(held) for train, held in parts if len(train) and len(held))
     if not basis.weighted:
-        return f"{len(basis.calibration)} held-out rows"
-    return f"{n_held} held-out rows of {len(basis.calibration)} patients (each patient counted once)"
+        return count_of(len(basis.calibration), "held-out row")
+    return (f"{count_of(n_held, 'held-out row')} of {count_of(len(basis.calibration), 'patient')} (each patient "
+            "counted once)")

@@ -44,6 +44,7 @@ from ..decision import DECIDED, MIN_LABEL_EVENTS, balanced_accuracy, choose, lab
 from ..diagnosis.sample_size import bias_variance, fraction_words, more_data, rise_within_chance
 from ..errors import ConfigError, DataError
 from ..parallel import Plan, local_workers, run
+from ..text import count_of
 from ..training import evaluate_loss
 from .crossfit import check_decision, check_missing, decision_shares, validation_dataset
 from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p
@@ -208,7 +209,7 @@ def _lacking_words(ds: data.Dataset, fraction: float, rows: np.ndarray, referenc
     lack and how few the whole training side holds. Such a size's network cannot learn them, and its score (a mean
     over classes or labels) would average fewer of them than the other sizes': not a point on the same curve. "It
     lacks 'C'" said neither what was missing nor why the size went."""
-    head = f"{fraction_words(fraction)} of the training groups ({len(rows)} samples) skipped"
+    head = f"{fraction_words(fraction)} of the training groups ({count_of(len(rows), 'sample')}) skipped"
     if ds.task == "multilabel":
         names = [str(c) for c in ds.classes]
         parts = []
@@ -223,7 +224,8 @@ def _lacking_words(ds: data.Dataset, fraction: float, rows: np.ndarray, referenc
                 "the other sizes'")
     if ds.task in data.CLASSIFICATION_TASKS:
         counts = {str(ds.classes[k]): int(n) for k, n in zip(*np.unique(ds.y[reference], return_counts=True))}
-        named = ", ".join(f"{m!r} ({counts.get(m, 0)} samples on the whole training side)" for m in missing[:5])
+        named = ", ".join(f"{m!r} ({count_of(counts.get(m, 0), 'sample')} on the whole training side)"
+                          for m in missing[:5])
         return (f"{head}: it holds no sample of class {named}{' …' if len(missing) > 5 else ''}, so its network could "
                 "not learn that class and its balanced accuracy would count fewer classes than the other sizes'")
     return f"{head}: it lacks {', '.join(missing[:5])}"
@@ -446,7 +448,7 @@ def learning_curve(
             kept = len(np.unique(ds.groups[rows])) if ds.groups is not None else len(rows)
             unit = "groups" if ds.groups is not None else "samples"
             skipped.append(f"{fraction_words(f)} of the training groups skipped: it rounds to the same {kept} of "
-                           f"{n_groups} {unit} ({len(rows)} samples) as {fraction_words(seen[len(rows)])}")
+                           f"{n_groups} {unit} ({count_of(len(rows), 'sample')}) as {fraction_words(seen[len(rows)])}")
         else:
             seen[len(rows)] = f
             jobs.append((f, rows))
@@ -474,7 +476,7 @@ def learning_curve(
     if decided:
         notes.append(_decision_note(options.decision, points, val_ds.n_samples, options.class_weight == "balanced"))
     bv = bias_variance(points, higher, chance, scale, metric, more["verdict"], val_units, val_unit_name,
-                       _held_labels(ds, val_ds) if decided else None)
+                       _held_labels(ds, val_ds) if decided else None, linear=not options.hidden)
     if bv["verdict"] == "no_signal":  # a rise that never leaves the no-skill band is no reason to collect samples
         more = rise_within_chance(more, metric)
     return LearningCurveResult(

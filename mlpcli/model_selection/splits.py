@@ -17,7 +17,7 @@ import numpy as np
 from ..config import offset_seed
 from ..data import CLASSIFICATION_TASKS, Dataset, SplitLeakageError
 from ..data.labels import label_key
-from ..text import quoted
+from ..text import agreeing, count_of, quoted
 from ..data.sources import short_reason
 from ..errors import ConfigError, DataError
 
@@ -212,7 +212,7 @@ def _grouped_classification_split(dataset: Dataset, val_size: float, seed: int) 
         n_class_groups = len(np.unique(members))
         if n_class_groups < 2:
             raise DataError(
-                f"class {_class_label(dataset, c)!r} has {len(members)} sample{'s' * (len(members) != 1)}, "
+                f"class {_class_label(dataset, c)!r} has {count_of(len(members), 'sample')}, "
                 f"{'all ' * (len(members) != 1)}from 1 group in {gname!r}; "
                 "it cannot appear on both the training and validation sides — merge or drop the class, or add "
                 "samples from more groups"
@@ -292,8 +292,9 @@ def _ungrouped_split(dataset: Dataset, val_size: float, seed: int, classify: boo
     n_present = int((counts > 0).sum())
     if min(n_val, n_train) < n_present:
         side = "validation" if n_val < n_train else "training"
-        raise DataError(f"--val-size {val_size:g} gives {min(n_val, n_train)} {side} samples, fewer than the "
-                        f"{n_present} classes; {'raise' if side == 'validation' else 'lower'} --val-size or add data")
+        raise DataError(f"--val-size {val_size:g} gives {count_of(min(n_val, n_train), side + ' sample')}, fewer "
+                        f"than the {n_present} classes; {'raise' if side == 'validation' else 'lower'} --val-size or "
+                        "add data")
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_size, random_state=seed)
     train, val = next(splitter.split(X_dummy, y))
     train, val = _cover_every_class(train, val, y, seed)
@@ -360,7 +361,7 @@ def _one_side_only(kind: str, key: str, count: int, side: str, multilabel: bool)
     if kind == "class" and multilabel:
         what = f"label {key!r} has positives {where} ({count} positive{'s' if count != 1 else ''})"
     else:
-        what = f"{kind} {key!r} is {where} ({count} samples)"
+        what = f"{kind} {key!r} is {where} ({count_of(count, 'sample')})"
     if side == "training":
         return f"{what}; " + ("validation metrics do not cover it" if kind == "class" else "validation does not test it")
     return f"{what}; the model never trains on it"
@@ -402,9 +403,10 @@ def summarize_split(train: Dataset, val: Dataset, strategy: str = "explicit vali
         shared = np.intersect1d(train.groups, val.groups)
         if shared.size:
             raise DataError(
-                f"{shared.size} groups in {group_name(train)!r} appear in both the training and the --val-data "
-                f"table: {quoted(shared)}; a patient on both sides inflates validation scores — remove them "
-                "from one table"
+                f"{count_of(shared.size, 'group')} in {group_name(train)!r} "
+                f"{agreeing(shared.size, 'appears', 'appear')} in both the training and the --val-data table: "
+                f"{quoted(shared)}; a patient on both sides inflates validation scores — remove "
+                f"{agreeing(shared.size, 'it', 'them')} from one table"
             )
     return _summary(_side_counts(train), _side_counts(val), strategy)
 

@@ -733,6 +733,10 @@ def _epochs_cap_warning(best: PointResult) -> str | None:
         return None
     caps = sorted(set(at_cap))
     cap = str(caps[0]) if len(caps) == 1 else f"{caps[0]}–{caps[-1]}"
+    if "epochs" in best.setting:  # the grid's epochs, which --epochs does not override: raising it changed nothing
+        return (f"the best setting's networks were still improving at its epochs cap (epochs={best.setting['epochs']} "
+                f"in --grid): best epoch {cap} in {len(at_cap)} of {len(folds)} folds; its score may rise with more "
+                "epochs — add larger epochs values to --grid and tune again")
     return (f"the best setting's networks were still improving at the --epochs cap ({cap}): best epoch {cap} in "
             f"{len(at_cap)} of {len(folds)} folds; its score may rise with more epochs — raise --epochs "
             "(or add epochs to the grid) and tune again")

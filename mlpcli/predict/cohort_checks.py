@@ -86,9 +86,9 @@ def risk_calibration_warning(model: Model, m: dict, mix=None) -> str | None:
                   "it has moved)")
         how = "`mlpcli recalibrate` the model it was made from, on labelled samples of this population"
     return (f"the risks of {positive!r} are systematically {'; and '.join(parts)} on this table{cause} — the "
-            f"top-label ECE does not show it. Recalibrate on this population before reading them as risks ({how}; "
-            "--prevalence moves them when only the outcome's share differs and is known); the intervals count samples "
-            "as independent")
+            f"top-label ECE does not show it. Recalibrate on this population before reading them as risks ({how}"
+            + ("; --prevalence moves them when only the outcome's share differs and is known" if mix is None else "")
+            + "); the intervals count samples as independent")
 
 
 def temperature_warning(model: Model, out: np.ndarray, y: np.ndarray, calibration: dict | None,

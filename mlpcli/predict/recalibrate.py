@@ -389,6 +389,7 @@ def _read_labelled(model: Model, reader: Model, source, ood_parts: bool = False,
         run.keep_first_member = True  # APS's u for the cohort's conformal scores (``conformal.calibrate_cohort``)
         run.keep_ood_parts = ood_parts
         run.keep_fingerprints = True  # the written model recognises the cohort's rows (``Model.cohort_rows``)
+        run.shift_report_hint = "mlpcli predict MODEL DATA --shift-report FILE"  # recalibrate has no --shift-report
         for out, meta in run.blocks():
             outs.append(out)
             first.append(meta["first_member"])
