@@ -162,6 +162,10 @@ def main() -> None:
     tolerant_environment()
     no_stalling_huge_pages()
     allocator.keep_freed_blocks()
+    allocator.reserve_less_under_a_limit()  # (before pyarrow's allocator starts)
+    from .parallel import blas_threads_at_load
+
+    blas_threads_at_load()  # (before NumPy: OpenBLAS reads it when it loads)
     from .cli import main as cli_main
 
     global _ended

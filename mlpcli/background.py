@@ -10,7 +10,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from .resources import usable_cores
+from .resources import address_space_limit, usable_cores
 
 
 def beside(fn: Callable[..., Any], *args: Any, threaded: bool | None = None) -> Callable[[], Any]:
@@ -117,8 +117,16 @@ def import_beside(*modules: str) -> Callable[[], None]:
 def spare_core() -> bool:
     """Whether work beside the caller's has a core of its own: the cores this process may use
     (``usable_cores``) hold two of its BLAS thread cap (the caller's work and the other each as many), and
-    the caller is not a task of a pool whose workers share those cores (``run``)."""
-    return not getattr(POOL_TASK, "active", False) and usable_cores() >= 2 * _blas_threads()
+    the caller is not a task of a pool whose workers share those cores (``run``).
+
+    Never under an address-space limit (``ulimit -v``): the first time two threads of a process are in BLAS at
+    once, OpenBLAS maps a second 32 MiB buffer, and where the limit refuses it OpenBLAS ends the process then and
+    there ("Memory allocation still failed after 10 retries"), without a Python error to report or files to clean
+    up; each thread also reserves its stack and, often, an allocator arena. In one thread an allocation the limit
+    refuses is a MemoryError, said as the one-line out-of-memory error."""
+    if getattr(POOL_TASK, "active", False) or address_space_limit() is not None:
+        return False
+    return usable_cores() >= 2 * _blas_threads()
 
 
 POOL_TASK = threading.local()  # .active: this thread runs a task of a pool's worker (``_indexed``)

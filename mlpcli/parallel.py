@@ -47,7 +47,7 @@ from . import dask_connect, interrupts
 from .dask_connect import connect, quiet_dask_client, wait_for_a_worker
 from .background import POOL_TASK
 from .errors import ConfigError, TrainingError, one_line
-from .resources import cores_words, usable_cores
+from .resources import address_space_limit, address_space_words, cores_words, usable_cores
 
 
 __all__ = ["Plan", "run", "member_plan", "member_processes", "MEMBER_COPY_BYTES", "default_blas_threads",
@@ -124,13 +124,51 @@ BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THR
                          "VECLIB_MAXIMUM_THREADS")
 
 
+# The variable OpenBLAS (NumPy's and SciPy's wheels each bundle one, built with pthreads) reads when it is loaded,
+# before OMP_NUM_THREADS and GOTO_NUM_THREADS, for the threads it starts then (``blas_threads_at_load``).
+BLAS_LOAD_VARIABLE = "OPENBLAS_NUM_THREADS"
+
+# What the user's environment held for the variables the command line set when it started (None: unset), so that
+# ``blas_env_note`` still speaks of the user's value; empty in a library caller, which sets nothing.
+_USERS_BLAS_VARIABLES: dict[str, str | None] = {}
+
+
+def blas_threads_at_load() -> None:
+    """Load OpenBLAS with DEFAULT_BLAS_THREADS thread (OPENBLAS_NUM_THREADS, read once, when NumPy and SciPy load
+    their OpenBLAS): the command line's first step, before NumPy is imported.
+
+    OpenBLAS starts a thread per core when it is loaded and reserves a 32 MiB buffer for each, with the thread's
+    stack (8 MiB under the usual ``ulimit -s``): 40 MiB of address space per core, twice over where SciPy's copy is
+    loaded too. On a 64-core node that was 2.6 GB per library before the first line was read, and under a ``ulimit
+    -v`` below it (an HPC job's address-space limit) OpenBLAS ended the command with its own "Memory allocation
+    still failed after 10 retries" or "return code from pthread_create() is 11", or stalled inside the import,
+    deaf to Ctrl-C and SIGTERM. Every command caps BLAS at --threads (default 1) before it computes anything
+    (``threads_context``), and threadpoolctl raises the count when --threads asks for more, with the same bits as
+    a library loaded with them all (the split of a product depends on the threads it runs on, not on how many were
+    started); worker processes get theirs from joblib (``inner_max_num_threads``). A value the user set is replaced
+    too (it is not used: ``blas_env_note`` still names it), and nothing is done once NumPy is loaded."""
+    if "numpy" in sys.modules or BLAS_LOAD_VARIABLE in _USERS_BLAS_VARIABLES:
+        return
+    _USERS_BLAS_VARIABLES[BLAS_LOAD_VARIABLE] = os.environ.get(BLAS_LOAD_VARIABLE)
+    os.environ[BLAS_LOAD_VARIABLE] = str(DEFAULT_BLAS_THREADS)
+
+
+def _users_blas_variable(name: str) -> str:
+    """``name``'s value as the user set it ("" when unset): the environment, unless the command line replaced it
+    at its start (``blas_threads_at_load``) and it still holds that value."""
+    value = os.environ.get(name, "")
+    if name in _USERS_BLAS_VARIABLES and value == str(DEFAULT_BLAS_THREADS):
+        return _USERS_BLAS_VARIABLES[name] or ""
+    return value
+
+
 def blas_env_note(threads: int | None) -> str | None:
     """A note when the environment asks for another number of BLAS threads than each network gets (``threads``,
     None: the default): ``OMP_NUM_THREADS=8`` exported by a batch script does not apply inside mlpcli, whose
     thread count is part of what makes a model reproducible; None when none is set or they agree."""
     used = threads or DEFAULT_BLAS_THREADS
     for name in BLAS_THREAD_VARIABLES:
-        value = os.environ.get(name, "").strip()
+        value = _users_blas_variable(name).strip()
         if not value.isdigit() or int(value) < 1 or int(value) == used:  # unset, OpenMP's nested "4,2", garbage
             continue
         if threads is None:
@@ -698,6 +736,12 @@ def _worker_lost(exc: BaseException) -> TrainingError | None:
         cause = exc.__cause__ or exc.__context__  # the worker's traceback as text: its last line names the error
         lines = [line for line in str(cause or "").splitlines() if line.strip() and line.strip() != '"""']
         why = lines[-1].strip() if lines else one_line(exc)
+        limit = address_space_limit()
+        if limit is not None and re.search(r"MemoryError|failed to map segment|Cannot allocate memory|can't start new "
+                                           r"thread", why):  # its imports, beyond the limit
+            return TrainingError(f"a worker process running fits side by side could not start ({why}) within the "
+                                 f"address-space limit ({address_space_words(limit)}), which counts memory reserved, "
+                                 "not only used, and binds each process: raise it (or lift it: ulimit -v unlimited)")
         return TrainingError(f"a worker process running fits side by side could not read its task ({why}): was "
                              "mlpcli or a package it uses installed anew or changed while this ran? Run again, or run "
                              "the fits in this process with --n-jobs 1")
@@ -705,6 +749,12 @@ def _worker_lost(exc: BaseException) -> TrainingError | None:
         return None
     codes = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
     how = f" ({codes.group(1)})" if codes else ""
+    limit = address_space_limit()
+    if limit is not None and "SIG" not in how:  # OpenBLAS ends a process with exit(1) when the limit refuses it memory
+        return TrainingError(f"a worker process running fits side by side ended unexpectedly{how}, most likely at the "
+                             f"address-space limit ({address_space_words(limit)}), where BLAS ends a process that it "
+                             "cannot give memory; the limit counts memory reserved, not only used, and binds each "
+                             "process: raise it (or lift it: ulimit -v unlimited)")
     if "SIGKILL" in how:
         advice = ("a SIGKILL usually comes from the out-of-memory killer at the job's memory limit: run fewer fits "
                   "side by side (--n-jobs) or ask for more memory")

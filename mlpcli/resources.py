@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["usable_cores", "cores_words", "available_memory"]
+__all__ = ["usable_cores", "cores_words", "available_memory", "address_space_limit", "address_space_words"]
 
 
 CGROUP_ROOT = "/sys/fs/cgroup"  # where the cgroup files are mounted (tests point it elsewhere)
@@ -131,6 +131,27 @@ def available_memory() -> int | None:
     if per_cpu.isdigit() and int(per_cpu) > 0:
         limits.append(int(per_cpu) * (int(cpus) if cpus.isdigit() and int(cpus) > 0 else 1) * 1024 * 1024)
     return min(limits) if limits else None
+
+
+def address_space_limit() -> int | None:
+    """Bytes of address space each process of this job may map (``ulimit -v``, RLIMIT_AS; some batch systems set
+    it per job), None without a limit. It counts every mapping, reserved or used: OpenBLAS's buffers and threads,
+    the allocators' arenas, thread stacks, shared libraries, so a run needs it well above its resident memory
+    (`cv --n-jobs 1` of the sample data: 250 MB resident, a limit of 720 MB). Worker processes each have their own."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - a platform without it
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
+
+
+def address_space_words(limit: int) -> str:
+    """The limit (bytes) as the user set it, in the shell's unit: "ulimit -v 2000000 KiB"."""
+    return f"ulimit -v {limit // 1024} KiB"
 
 
 def _cgroup_memory_files() -> list[str]:

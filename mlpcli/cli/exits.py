@@ -79,9 +79,7 @@ def handle_errors(fn):
             if isinstance(exc, OptionError):  # an option's value that cannot work: a usage error (exit 2)
                 raise click.UsageError(one_line(exc)) from exc
             if isinstance(exc, MemoryError) or out_of_memory(exc):  # the job's memory (RAM, cgroup, ulimit -v) ran out
-                raise click.ClickException(
-                    "out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is "
-                    f"too small for this run; ask for more, or {MEMORY_REMEDIES.get(fn.__name__, _SMALLER)}") from exc
+                raise click.ClickException(out_of_memory_message(fn.__name__)) from exc
             if known:
                 raise click.ClickException(_of_the_data(exc)) from exc
             # an engine bug should still not dump a traceback on users
@@ -143,6 +141,23 @@ def _of_the_data(exc: BaseException) -> str:
     names_one = text.startswith("--") or "/" in head or "." in head or os.path.basename(shown.rstrip("/")) in text \
         or "standard input" in text
     return text if names_one else f"{shown}: {text}"
+
+
+def out_of_memory_message(command: str) -> str:
+    """The out-of-memory error of ``command``, with its remedies (MEMORY_REMEDIES). Under an address-space limit
+    (``ulimit -v``) it names the limit, which counts memory reserved as well as used and binds each process on its own:
+    raising it is the remedy, and --n-jobs 1 is none (the fits then run in the command's own process, the largest)."""
+    from ..resources import address_space_limit, address_space_words
+
+    remedies = MEMORY_REMEDIES.get(command, _SMALLER)
+    limit = address_space_limit()
+    if limit is None:
+        return ("out of memory: the job's memory limit (RAM, the batch job's allocation or `ulimit -v`) is too small "
+                f"for this run; ask for more, or {remedies}")
+    remedies = remedies.replace(", or --n-jobs 1 so that fewer fits hold their data at once", "")
+    return (f"out of memory: the address-space limit ({address_space_words(limit)}) is too small for this run (it "
+            "counts memory reserved as well as used, in each process); raise it (or lift it: ulimit -v unlimited), or "
+            f"{remedies}")
 
 
 def out_of_memory(exc: BaseException) -> bool:
