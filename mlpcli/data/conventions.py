@@ -21,6 +21,9 @@ DECIMAL_ATTR = "mlpcli.decimal"
 SOURCE_ATTR = "mlpcli.source"  # and the name of the file (for messages about its cells)
 # and whether its first column was unnamed (row names, read as sample ids): a sample sheet is not joined on row numbers
 ROW_NAMES_ATTR = "mlpcli.row_names"
+# and {column: {token: cells}}: the missing-value tokens ("NA", "NULL", ...) a label column held, read as missing
+# (``io.tokens_as_missing``), for the message about its missing labels to name what the user sees in the file
+MISSING_AS_WRITTEN_ATTR = "mlpcli.missing_as_written"
 
 
 # DataFrame.attrs key of {column: the sample sheet (--samples) it was joined from}: a message about a label or

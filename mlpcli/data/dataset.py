@@ -469,8 +469,9 @@ def read_dataset(path, *, target=DEFAULT_TARGET, group: str | None = None, no_gr
         unused_group = [g for g in DEFAULT_GROUPS if no_group and g in named and g in roles.drop]
         text = [c for c in dict.fromkeys([*([join.data_id] if join is not None else []), roles.id, roles.group,
                                           roles.batch, *roles.target, *unused_group]) if c is not None and c in named]
-        # a sample named NA is an id, as in a parquet file: only an empty id cell is missing
-        ids = [roles.id] if roles.id in named else []
+        # ids, groups and batches as written, as in a parquet file: only an empty cell is missing (a sample, patient
+        # or site named NA is one); a target's NA is a missing label (``io.written_columns``)
+        ids = [c for c in text if c not in set(roles.target)]
         read = table.read_features(features, text=text, ids=ids) if features else None
         if read is not None:
             frame, X = read

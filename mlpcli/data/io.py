@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .conventions import DECIMAL_ATTR, SOURCE_ATTR, ROW_NAMES_ATTR
+from .conventions import DECIMAL_ATTR, MISSING_AS_WRITTEN_ATTR, SOURCE_ATTR, ROW_NAMES_ATTR
 from .dialect import Dialect, head_text, header_cells, sniff_dialect
 from .feature_rows import read_feature_rows_text
 from .fields import check_header_no_nul, check_stream, locate_not_utf8, not_utf8
@@ -37,8 +37,9 @@ def read_table(path: str | os.PathLike, features_in_rows: bool = False, *, stdin
     what was detected are in ``read_table_with_notes``. `text`: columns of a text table read as written
     (strings: ids like 007), where present; the others are typed by pandas. With `features_in_rows` they
     are rows (ids, groups, batches, labels), typed as written (``typed_as_written``: 01 stays 01) however
-    numeric they look, as the same columns of a samples × features table are. `ids`: of those, the sample id
-    columns, where only an empty cell is missing (``as_written_na``: a sample named NA is an id).
+    numeric they look, as the same columns of a samples × features table are. `ids`: of those, the sample id,
+    group and batch columns (``written_columns``), where only an empty cell is missing (``as_written_na``: a sample
+    named NA is an id); the missing-value tokens of the others (labels) are noted (``tokens_as_missing``).
     """
     return read_table_with_notes(path, features_in_rows, stdin=stdin, sep=sep, decimal=decimal, text=text,
                                  ids=ids)[0]
@@ -90,13 +91,44 @@ NA_TOKENS = sorted({"", "#N/A", *_any_case("NA"), *_any_case("N/A"), *_any_case(
 
 
 def as_written_na(columns: Sequence[str], ids: Sequence[str]) -> dict:
-    """``pd.read_csv`` keywords that read the `ids` columns (sample ids) as written, only an empty cell
-    missing, and every other of `columns` with the missing-value tokens NA_TOKENS: a sample named NA, None or NULL is an id, as it is in a parquet file, in a genes × samples
+    """``pd.read_csv`` keywords that read the `ids` columns (sample ids, and the other columns read as written:
+    ``written_columns``) as written, only an empty cell missing, and every other of `columns` with the missing-value
+    tokens NA_TOKENS: a sample named NA, None or NULL is an id, as it is in a parquet file, in a genes × samples
     matrix's header and in pandas' own ``DataFrame``, not a missing one."""
     ids = set(ids) & set(columns)
     if not ids:
         return {"keep_default_na": False, "na_values": NA_TOKENS}
     return {"keep_default_na": False, "na_values": {c: [""] if c in ids else NA_TOKENS for c in columns}}
+
+
+def written_columns(roles) -> set:
+    """The columns of `roles` (``Roles``, or any object with some of its fields) read as written, only an empty
+    cell missing: the sample id, group (patient) and batch columns, and any it lists in ``written``. They hold names:
+    a site coded NA (North America), a patient or a sample named NA or NULL is one, as in a parquet file or an .h5ad
+    file's obs, not a missing value; R's write.csv writes a missing one NA, which becomes a group or batch of that name
+    (where the rows were missing, a batch was counted as 'NA' already, and a group refused). A target's tokens stay
+    missing values (an unlabelled sample), said as written in its error (``tokens_as_missing``)."""
+    names = {getattr(roles, r, None) for r in ("id", "group", "batch")} | set(getattr(roles, "written", ()))
+    return {str(n) for n in names if n is not None}
+
+
+def tokens_as_missing(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """`frame` with the missing-value tokens (NA_TOKENS) of its text `columns`, read as written, made missing (in
+    place), and how each column wrote them in ``frame.attrs[MISSING_AS_WRITTEN_ATTR]``, ``{column: {token: cells}}``:
+    an error about a missing label names the 'NA' the user sees in the file."""
+    tokens = set(NA_TOKENS)
+    seen = dict(frame.attrs.get(MISSING_AS_WRITTEN_ATTR, {}))
+    for c in columns:
+        if c not in frame.columns:
+            continue
+        values = frame[c]
+        hit = values.isin(tokens).to_numpy()
+        if hit.any():
+            seen[c] = {str(t): int(k) for t, k in values[hit].value_counts(sort=True).items()}
+            frame[c] = values.where(~hit)
+    if seen:
+        frame.attrs[MISSING_AS_WRITTEN_ATTR] = seen
+    return frame
 
 
 # ── text tables ──────────────────────────────────────────────────────────────────────────────────────────
@@ -200,8 +232,9 @@ class TextTable:
     def read_frame(self, text: Sequence[str] = (), ids: Sequence[str] = ()) -> pd.DataFrame:
         """The whole table as a DataFrame (n_samples, n_columns), string column names; the `text` columns
         as read (strings: sample ids such as 007 are matched as written), the others typed by pandas; `ids`:
-        the sample id columns, where only an empty cell is missing (``as_written_na``). With
-        --features-in-rows, `text` names rows, typed as written (see ``read_table``)."""
+        the sample id, group and batch columns, where only an empty cell is missing (``as_written_na``), the other
+        `text` columns' missing-value tokens noted (``tokens_as_missing``). With --features-in-rows, `text` names
+        rows, typed as written (see ``read_table``)."""
         self.check_fields()
         if self.features_in_rows:
             try:
@@ -210,12 +243,16 @@ class TextTable:
             except PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
                 raise self._error(exc) from None
             return self._stamped(frame)
+        # the text columns read as written, those not among `ids` (labels) then with their tokens made missing,
+        # each noted (``tokens_as_missing``)
+        labels = [c for c in text if c not in set(ids)]
         try:
             # low_memory=False: one dtype per column, and no DtypeWarning printed behind the CLI's back.
             frame = self._read_csv(header=0, names=self.names, low_memory=False, dtype={c: str for c in text} or None,
-                                   **as_written_na(self.names, ids))
+                                   **as_written_na(self.names, [*ids, *labels]))
         except PARSE_ERRORS + (pd.errors.EmptyDataError,) as exc:
             raise self._error(exc) from None
+        tokens_as_missing(frame, labels)
         self._check_rows(frame)
         frame, notes = check_unnamed(frame, self.src.name, self.row_names, self.names)
         self.notes += notes

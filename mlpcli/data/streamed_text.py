@@ -27,7 +27,7 @@ from ..resources import usable_cores
 from .conventions import DECIMAL_ATTR
 from .fields import check_header_no_nul, check_no_nul, check_quoted, check_quotes_closed, not_utf8_error, row_lines, simple_quotes
 from .dialect import SNIFF_BYTES
-from .io import NA_TOKENS, as_written_na
+from .io import NA_TOKENS, as_written_na, written_columns
 from .pieces import END, PieceSize, StreamedTable, check_unique_columns
 
 if TYPE_CHECKING:  # the plan of a model's columns (predict) or of a training table's (``read_features``)
@@ -333,7 +333,8 @@ class StreamedText(StreamedTable):
             types = {c: pa.float64() for c in plan.present_names}
             types.update({c: pa.string() for c in plan.label_columns})
             # the documented missing-value tokens (NA_TOKENS, not pyarrow's own list): empty and NA cells are
-            # missing, as training reads them; a sample id column's text is kept (``_as_missing``: only "" is missing)
+            # missing, as training reads them; the id, group and batch columns keep their text (``_as_missing``:
+            # only "" is missing there)
             self._arrow_options = (pacsv.ConvertOptions(column_types=types, include_columns=plan.usecols(),
                                                         null_values=NA_TOKENS,
                                                         strings_can_be_null=not self._layout.ids,
@@ -393,7 +394,8 @@ class _Layout:
     others: dict  # label and target column name -> position
     targets: frozenset  # of `others`, the columns whose type is inferred (the rest are text)
     nulls: Any  # pyarrow array of the tokens read as missing (NA_TOKENS: "", NA, N/A, NULL, NaN, #N/A, ...)
-    ids: frozenset = frozenset()  # of `others`, the sample id columns: read as written, only "" is missing
+    ids: frozenset = frozenset()  # of `others`, the id, group and batch columns (``written_columns``): read as
+    # written, only "" is missing
 
     @classmethod
     def of(cls, columns: list[str], plan) -> "_Layout":
@@ -404,7 +406,7 @@ class _Layout:
         features = np.array([position[c] for c in present], dtype=np.int64)
         present = set(present)
         others = {c: position[c] for c in plan.usecols() if c not in present}
-        ids = frozenset({getattr(plan.roles, "id", None)} & set(others))
+        ids = frozenset(written_columns(plan.roles) & set(others))
         return cls(len(columns), features, others, frozenset(plan.roles.target) - set(plan.label_columns),
                    pa.array(NA_TOKENS, type=pa.large_string()), ids)
 
@@ -508,15 +510,15 @@ _DECIMAL_SWAP[[44, 46]] = [46, 44]
 
 
 def _empty_token():
-    """The one token missing from a sample id column: an empty cell (a sample named NA is an id)."""
+    """The one token missing from an id, group or batch column: an empty cell (a sample named NA is an id)."""
     import pyarrow as pa
 
     return pa.array([""], type=pa.large_string())
 
 
 def _as_missing(table, layout: _Layout):
-    """A piece pyarrow's CSV reader read with no string cell missing (a sample id column is read as written):
-    the missing-value tokens of its other text columns made missing, and the id columns' empty cells."""
+    """A piece pyarrow's CSV reader read with no string cell missing (the id, group and batch columns are read
+    as written): the missing-value tokens of its other text columns made missing, and those columns' empty cells."""
     import pyarrow as pa
 
     for i, name in enumerate(table.column_names):

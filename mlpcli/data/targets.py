@@ -14,7 +14,7 @@ from ..errors import DataError
 from ..text import count_of, counted, quoted
 from .cells import (SPELLING_WORDS, CellPlace, first_row, is_text_dtype, near_spellings, one_number_groups, parse_numbers,
                     typed_as_written, visible)
-from .conventions import CLASSIFICATION_TASKS, DECIMAL_ATTR
+from .conventions import CLASSIFICATION_TASKS, DECIMAL_ATTR, MISSING_AS_WRITTEN_ATTR
 from .labels import case_hint, label_key, numeric_fallback, plain_label, spaced_fallback
 
 
@@ -47,7 +47,7 @@ def read_target(
         where = CellPlace(df, id_column, per_col[0][0])
         raise DataError(
             f"{where.source}target has missing values in {count_of(int(missing.sum()), 'row')} "
-            f"({counted(per_col)}); "
+            f"({counted(per_col)}){_written_missing(df, [t for t, _ in per_col])}; "
             f"{first_row(df, missing.to_numpy(), id_column, where)}; drop those rows, or predict them with "
             "`mlpcli predict`"
         )
@@ -63,6 +63,23 @@ def read_target(
     if task == "multilabel":
         return _multilabel_target(frame, targets, classes, warn, where), task, list(targets)
     return _regression_target(frame, targets, classes, where, warn), task, list(targets)
+
+
+def _written_missing(df: pd.DataFrame, columns: list[str]) -> str:
+    """How the missing labels of `columns` were written, where a token read as missing ("NA", "NULL") stood in the
+    cell (``io.tokens_as_missing``): ": 20 cells hold 'NA', read as missing (...)", so that a class named NA (North
+    America, not applicable) is not hunted for as empty cells; "" for empty cells alone."""
+    seen: dict[str, int] = {}
+    for c in columns:
+        for token, k in df.attrs.get(MISSING_AS_WRITTEN_ATTR, {}).get(c, {}).items():
+            seen[token] = seen.get(token, 0) + k
+    if not seen:
+        return ""
+    ranked = sorted(seen.items(), key=lambda tk: -tk[1])[:4]
+    shown = " or ".join(f"{t!r} ({k})" for t, k in ranked) if len(seen) > 1 else repr(ranked[0][0])
+    k = sum(seen.values())
+    return (f": {count_of(k, 'cell')} {'hold' if k != 1 else 'holds'} {shown}, read as missing (as R writes a missing "
+            f"value; a class of that name needs another)")
 
 
 def _first_odd_value(col: pd.Series):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .io import as_written_na
+from .io import as_written_na, tokens_as_missing
 from .pieces import DEFAULT_CHUNK_BYTES, PieceSize
 from .streamed_text import TextPiece, open_stream
 from .streamed import open_file
@@ -23,7 +23,9 @@ from .streamed import open_file
 @dataclass(frozen=True)
 class _TextRoles:
     target: tuple = ()  # no column typed by the reader (``_Layout.targets``): every other column is text
-    id: str | None = None  # the sample id column: read as written, only an empty cell missing
+    # read as written, only an empty cell missing: the sample id, group and batch columns, and the labels, whose
+    # missing-value tokens ``_typed_as_pandas`` then makes missing (noted)
+    written: tuple = ()
 
 
 @dataclass
@@ -61,15 +63,17 @@ def read_text_features(name: str, source, names: Sequence[str], features: Sequen
     caller then reads the table with pandas, which names the cell or the fault; the blocks given so far are
     to be dropped. `name`: the file, or "standard input" (`source` then a binary stream of its bytes);
     `names`: the column names, one per field (the header line is read past); `text`: columns typed as
-    written (strings); `ids`: the sample id column (at most one), where only an empty cell is missing."""
+    written (strings); `ids`: the columns read as written, only an empty cell missing (the sample id, group and
+    batch columns: ``io.written_columns``); the other `text` columns' missing-value tokens are missing, and noted
+    (``io.tokens_as_missing``)."""
     names = [str(n) for n in names]  # a header cell may hold a line end: the reader reads the header record whole
     features = [str(f) for f in features]
     feature_set = set(features)
     others = [n for n in names if n not in feature_set]
     ids = [str(i) for i in dict.fromkeys(ids) if i is not None and str(i) in set(others)]
-    if len(ids) > 1:
-        raise ValueError(f"one sample id column is read at a time, got {ids}")
-    plan = _TrainingColumns(features, others, _TextRoles(id=ids[0] if ids else None))
+    # the labels too, their tokens made missing once read (``_typed_as_pandas``), so that their message can name them
+    labels = [str(t) for t in text if str(t) in set(others) and str(t) not in set(ids)]
+    plan = _TrainingColumns(features, others, _TextRoles(written=(*ids, *labels)))
     try:
         if isinstance(source, (str, os.PathLike)):
             table = open_file(source, None, check_header=False, sep=sep, decimal=decimal)
@@ -115,7 +119,8 @@ def _typed_as_pandas(raw: dict[str, list[np.ndarray]], n: int, others: list[str]
     """The other columns (their text, None where missing; n rows) typed as ``pd.read_csv`` types a whole file:
     written back as a small table and read by pandas, with its missing values, decimal mark and the `text`
     columns as strings. The readers' missing-value tokens are pandas' own; the `ids` columns keep them as
-    written, their missing cells (None) written empty."""
+    written, their missing cells (None) written empty; the other `text` columns (labels) are read as written too,
+    their tokens then made missing and noted (``io.tokens_as_missing``), as ``TextTable.read_frame`` reads them."""
     if not others:
         return pd.DataFrame(index=pd.RangeIndex(n))
     if n == 0:
@@ -131,6 +136,8 @@ def _typed_as_pandas(raw: dict[str, list[np.ndarray]], n: int, others: list[str]
     csv.writer(buffer, delimiter=sep, lineterminator="\r\n").writerows(zip(*columns))
     buffer.seek(0)
     kept = set(others)
-    return pd.read_csv(buffer, sep=sep, decimal=decimal, header=None, names=others, low_memory=False,
-                       dtype={c: str for c in text if c in kept} or None, skip_blank_lines=False,
-                       **as_written_na(others, ids))
+    labels = [c for c in text if c in kept and c not in set(ids)]
+    frame = pd.read_csv(buffer, sep=sep, decimal=decimal, header=None, names=others, low_memory=False,
+                        dtype={c: str for c in text if c in kept} or None, skip_blank_lines=False,
+                        **as_written_na(others, [*ids, *labels]))
+    return tokens_as_missing(frame, labels)
