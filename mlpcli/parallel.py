@@ -172,8 +172,10 @@ def blas_env_note(threads: int | None) -> str | None:
         if not value.isdigit() or int(value) < 1 or int(value) == used:  # unset, OpenMP's nested "4,2", garbage
             continue
         if threads is None:
+            usable = min(int(value), usable_cores())  # more than the job's cores: a --threads that warns
+            offer = f"; pass --threads {usable} to use {usable}" if usable > used else ""
             return (f"{name}={value} is not used: each network's BLAS runs on {used} thread, mlpcli's default, "
-                    f"faster for networks of this size; pass --threads {value} to use {value}")
+                    f"faster for networks of this size{offer}")
         return f"{name}={value} is not used: each network's BLAS runs on the --threads {threads} asked for"
     return None
 

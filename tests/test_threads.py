@@ -314,8 +314,15 @@ def test_a_users_blas_thread_variable_that_mlpcli_overrides_is_named(monkeypatch
         monkeypatch.delenv(name, raising=False)
     assert parallel.blas_env_note(None) is None
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "16")  # (a cap, not a grant: the machine's cores may be fewer)
+    cores = parallel.usable_cores()
     note = parallel.blas_env_note(None)
-    assert note.startswith("OMP_NUM_THREADS=8 is not used") and "--threads 8" in note
+    assert note.startswith("OMP_NUM_THREADS=8 is not used")
+    # the threads suggested are within the job's cores: --threads 8 on 2 cores then warned of oversubscription
+    assert (f"--threads {min(8, cores)}" in note) if cores > 1 else "--threads" not in note
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert "--threads" not in parallel.blas_env_note(None)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
     assert "OMP_NUM_THREADS=8 is not used" in Plan(n_jobs=1).describe()
     assert parallel.blas_env_note(8) is None  # asked for on the command line: they agree
     assert "--threads 2" in parallel.blas_env_note(2)
