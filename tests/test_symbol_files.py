@@ -154,8 +154,9 @@ def test_errors_name_the_file_and_what_is_wrong(files, tmp_path):
     assert_clean_error(run(["explain", files["model"], files["table"], "--symbols", str(no_symbols)]),
                        str(no_symbols), "no gene symbol column", "'ID', 'GB_ACC', 'SPOT_ID'", code=1)
     missing = tmp_path / "GPL96.annot.gz"
-    assert_clean_error(run(["explain", files["model"], files["table"], "--symbols", str(missing)]),
-                       "symbol file not found", str(missing), code=1)
+    res = run(["explain", files["model"], files["table"], "--symbols", str(missing)])
+    assert_clean_error(res, "symbol file not found", str(missing), code=1)
+    assert f"Error: --symbols {missing}: symbol file not found" in res.output  # not said of the data table
     assert_clean_error(run(["predict", files["model"], files["table"], "--explain", "2", "--symbols", str(missing)]),
                        "symbol file not found", code=1)
     binary = tmp_path / "annot.txt"

@@ -370,8 +370,10 @@ def read_symbol_file(path: str | os.PathLike, feature_names: Sequence[str]) -> G
         try:
             check_file(path)  # its hints: a ~ not expanded, the file compressed beside it
         except DataError as exc:
-            raise DataError(str(exc).replace("table file not found", "symbol file not found", 1)) from None
-        raise DataError(f"symbol file not found: {path}")  # pragma: no cover - check_file raised
+            # "--symbols FILE: ..." where "table file not found: FILE" would be said of the command's table
+            raise DataError(str(exc).replace("table file not found: ", f"--symbols {path}: symbol file not found: ",
+                                             1)) from None
+        raise DataError(f"--symbols {path}: symbol file not found: {path}")  # pragma: no cover - check_file raised
     if os.path.isdir(path):
         raise _file_error(shown, "is a directory; give an annotation table of ids and symbols (.csv, .tsv, .txt, "
                                  "optionally .gz)")
