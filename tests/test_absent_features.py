@@ -208,7 +208,7 @@ def test_an_imputing_model_warns_of_a_gene_never_measured_and_keeps_it_out_of_th
     out = tmp_path / "p.csv"
     res = run(["predict", str(imputing / "impute.mlp"), str(imputing / "one_unmeasured.csv"), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert "1 of the 20 features the model uses (5 %) have no value in any of its 40 rows: 'g0'" in res.output
+    assert "1 of the 20 features the model uses (5 %) has no value in any of its 40 rows: 'g0'" in res.output
     assert "imputed with their training medians in every row" in res.output
     assert "of the 19 features shifted" in res.output  # judged without it
     assert len(pd.read_csv(out)) == 40
@@ -239,7 +239,7 @@ def test_explain_leaves_a_never_measured_gene_out_and_a_plain_model_says_how_to_
     from mlpcli.model_io import load
 
     samples = load_samples(load(imputing / "impute.mlp"), str(imputing / "one_unmeasured.csv"))
-    assert "g0" in samples.filled and any("have no value in any of its 40 rows: 'g0'" in w for w in samples.warnings)
+    assert "g0" in samples.filled and any("has no value in any of its 40 rows: 'g0'" in w for w in samples.warnings)
     res = run(["predict", str(imputing / "plain.mlp"), str(imputing / "one_unmeasured.csv"), "-o",
                str(tmp_path / "p.csv")])
     assert res.exit_code == 1 and not (tmp_path / "p.csv").exists()

@@ -18,7 +18,7 @@ import pandas as pd
 from .. import data
 from ..data.conventions import DECIMAL_ATTR
 from ..data.cells import decimal_advice, first_non_number
-from ..text import count_of, counted
+from ..text import agreeing, count_of, counted
 from ..data.limits import first_beyond_limit, value_limit_message
 from ..data.names import comment_line_hint, count_matches, id_kind, match_names, name_key, species_warning
 from ..errors import ConfigError, DataError, OptionError
@@ -381,7 +381,7 @@ def never_measured(plan: ColumnPlan, observed: np.ndarray, n_rows: int, impute: 
     names = quoted([plan.column_name(j) for j in np.flatnonzero(never)])
     rest = d - k - absent
     with_absent = f" (with the {absent:,} absent ones filled, {_percent(share)})" if absent else ""
-    lacks = (f"{plan.source}: {k:,} of the {d:,} features the model uses ({_percent(k / d)}) have no value in any "
+    lacks = (f"{plan.source}: {k:,} of the {d:,} features the model uses ({_percent(k / d)}) {agreeing(k, 'has', 'have')} no value in any "
              f"of its {n_rows:,} rows{with_absent}: {names}")
     limit = DEFAULT_MAX_MISSING if plan.max_missing is None else float(plan.max_missing)
     if share > limit:
