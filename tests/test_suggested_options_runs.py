@@ -3,6 +3,8 @@ is that command's. The introspection over every message is tests/test_suggested_
 
 from __future__ import annotations
 
+import pytest
+
 from mlpcli import auto_defaults, data
 from mlpcli.config import TrainOptions
 from mlpcli.model_selection.crossfit import fit_model
@@ -43,3 +45,15 @@ def test_trains_own_verdict_does_not_ask_for_the_grouped_split_it_had(tmp_path):
     res = run(["diagnose", str(model), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["advice"] == trained["advice"]
+
+
+def test_reading_an_h5ad_or_10x_input_as_a_table_names_every_command_that_reads_it(tmp_path):
+    """The error listed five of the nine commands that read an .h5ad file, and two of the eight for 10x."""
+    pytest.importorskip("anndata")
+    from mlpcli.data.io import read_table
+    from mlpcli.errors import DataError
+    from test_h5ad import make_adata
+
+    make_adata(n_cells=10, n_genes=4).write_h5ad(tmp_path / "c.h5ad")
+    with pytest.raises(DataError, match="explain, recalibrate and gradcheck --data, not as a table"):
+        read_table(str(tmp_path / "c.h5ad"))

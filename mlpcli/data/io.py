@@ -53,11 +53,12 @@ def read_table_with_notes(path, features_in_rows: bool = False, *, stdin=None, s
     made of it already (standard input and pipes are read once: the Source holds their bytes)."""
     src = path if isinstance(path, Source) else table_source(path, stdin)
     if src.kind == "h5ad":  # a matrix with obs / var tables, often sparse: never one dense frame
-        raise DataError(f"{src.name} is an AnnData file; it is read by train, cv, tune, predict, evaluate, diagnose "
-                        "and gradcheck, not as a table")
+        raise DataError(f"{src.name} is an AnnData file; it is read by train, cv, tune, diagnose --learning-curve, "
+                        "predict, evaluate, explain, recalibrate and gradcheck --data, not as a table")
     if src.kind == "10x":
-        raise DataError(f"{src.name} is a directory; a 10x Genomics directory is read by train (with --samples) "
-                        "and predict, not as a table")
+        raise DataError(f"{src.name} is a directory; a 10x Genomics directory is read by predict, explain and "
+                        "gradcheck --data, and with --samples by train, cv, tune, diagnose --learning-curve, evaluate "
+                        "and recalibrate, not as a table")
     if src.kind == "parquet":
         frame, notes = read_parquet_frame(src.name, features_in_rows, text)
         if features_in_rows:
