@@ -20,6 +20,8 @@ out-of-fold outputs, which ``cv`` keeps honest by running all of this inside eac
 
 
 import math
+import threading
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -36,7 +38,7 @@ from ..model_io import Member, Model
 from ..parallel import Plan
 from ..text import count_of
 from ..background import beside, quick_switches
-from .fitting import (FittedRun, check_fits_memory, class_loss_weights, fit_run, label_loss_weights,
+from .fitting import (FittedRun, FoldCache, check_fits_memory, class_loss_weights, fit_run, prepare_fold, label_loss_weights,
                       resolve_log1p)
 from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
@@ -527,7 +529,7 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split, idle: _Once) 
         try:
             run = fit_run(train_ds, scored, spec.options(options),
                           _member_progress(progress, 1, 1, c + 1, len(candidates)),
-                          prepared=cands[0].runs[0] if cands else None, val_parts=parts)
+                          prepared=cands[0].runs[0].prepared() if cands else None, val_parts=parts)
         except KeyboardInterrupt:  # before this candidate's first epoch (its preprocessing): keep the others
             if not cands:
                 raise
@@ -587,15 +589,52 @@ def _fit_holdout(ds, options, candidates, progress, val_ds, split, idle: _Once) 
                        stopped=stopped, crossing=crossing)
 
 
+@dataclass(frozen=True)
+class _SharedFold:
+    """How a member task shares its fold's preprocessing with the other candidates' tasks a worker runs
+    (``_worker_folds``): the ensemble's key, and the folds (members' numbers) no task after this one uses, which
+    the worker lets go once this one is done (it receives tasks in the order they were dispatched)."""
+
+    run_key: str
+    release: tuple[int, ...]
+
+
 def _fit_member(ds: data.Dataset, train_rows: np.ndarray, val_rows: np.ndarray, options: TrainOptions,
-                member: int | None = None, val_parts: np.ndarray | None = None) -> FittedRun:
+                member: int | None = None, val_parts: np.ndarray | None = None, share: _SharedFold | None = None
+                ) -> FittedRun:
     """One member, as a task for ``parallel.run`` (everything it needs is in its arguments); sent back
     without its preprocessed rows. ``member``: its number, for a divergence's error (``_member_diverged``);
-    ``val_parts``: ``fit_run``'s."""
+    ``val_parts``: ``fit_run``'s; ``share``: its fold's preprocessed rows kept in this worker for the other
+    candidates on them."""
+    train_ds, val_ds = ds.subset(train_rows), ds.subset(val_rows)
+    cache = None if share is None else _worker_folds(share.run_key)
     try:
-        return fit_run(ds.subset(train_rows), ds.subset(val_rows), options, val_parts=val_parts).without_data()
+        prepared = None if cache is None else cache.get(member, lambda: prepare_fold(train_ds, val_ds, options))
+        return fit_run(train_ds, val_ds, options, val_parts=val_parts, prepared=prepared).without_data()
     except TrainingError as exc:
         raise _member_diverged(exc, member) from None
+    finally:
+        if cache is not None:
+            cache.release(share.release)
+
+
+# Bytes of preprocessed folds a process keeps for the portfolio's other candidates (``FoldCache``): the sample data's
+# five folds (611 x 2,000 float32 each) take 24 MB, and their 20 preprocessings saved took ~1.2 s of the ensemble's
+# ~15 s of fitting. Larger folds are preprocessed for each candidate, as before: a process holds at most this much more.
+FOLD_CACHE_BYTES = 64 * 2**20
+
+# A worker process's preprocessed folds (``FoldCache``) for the ensemble it is training now (its ``run_key``): a
+# worker serves one ensemble at a time, and the next one's key lets the last one's rows go
+_WORKER_FOLDS: dict[str, FoldCache] = {}
+_WORKER_FOLDS_LOCK = threading.Lock()
+
+
+def _worker_folds(run_key: str) -> FoldCache:
+    with _WORKER_FOLDS_LOCK:
+        if run_key not in _WORKER_FOLDS:
+            _WORKER_FOLDS.clear()
+            _WORKER_FOLDS[run_key] = FoldCache(FOLD_CACHE_BYTES)
+        return _WORKER_FOLDS[run_key]
 
 
 def _member_diverged(exc: TrainingError, member: int | None) -> TrainingError:
@@ -638,9 +677,20 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
     total = len(candidates) * len(folds)
     if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
         return None
-    tasks = [(_fit_member, (ds, fold.train, fold.test, replace(spec.options(options), seed=offset_seed(options.seed, k)),
-                            k + 1, parts[fold.test]))
-             for spec in candidates for k, fold in enumerate(folds)]
+    # Longest first (the widest candidate, the one with input noise before the plain one: it trains more
+    # epochs; softmax regression last): the workers' last tasks are then short and end close together, where
+    # candidate order left one worker training a wide member while the other had finished. The results
+    # come back in task order whatever the dispatch order.
+    order = sorted(range(total), key=lambda i: _expected_cost(candidates[i // len(folds)]), reverse=True)
+    run_key = uuid.uuid4().hex  # this ensemble's folds in the workers' caches (``_worker_folds``)
+    last = {i % len(folds) + 1: p for p, i in enumerate(order)}  # each fold's last task, in dispatch order
+    tasks = []
+    for p, i in enumerate(order):
+        spec, k = candidates[i // len(folds)], i % len(folds)
+        share = _SharedFold(run_key, tuple(m for m, q in last.items() if q <= p)) if len(candidates) > 1 else None
+        tasks.append((_fit_member, (ds, folds[k].train, folds[k].test,
+                                    replace(spec.options(options), seed=offset_seed(options.seed, k)),
+                                    k + 1, parts[folds[k].test], share)))
     # member processes on this machine share its memory
     check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
                            for spec in candidates], plan, total)
@@ -649,13 +699,8 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
         if progress is not None:
             progress({"event": "run_done", "done": finished, "runs": total})
 
-    # Longest first (the widest candidate, the one with input noise before the plain one: it trains more
-    # epochs; softmax regression last): the workers' last tasks are then short and end close together, where
-    # candidate order left one worker training a wide member while the other had finished. The results
-    # come back in task order whatever the dispatch order.
-    order = sorted(range(total), key=lambda i: _expected_cost(candidates[i // len(folds)]), reverse=True)
     idle(None)  # this process waits for the workers
-    results = run([tasks[i] for i in order], plan, shared=[ds], progress=done, keep_partial=True)
+    results = run(tasks, plan, shared=[ds], progress=done, keep_partial=True)
     ready: list[FittedRun | None] = [None] * total
     for i, result in zip(order, results):
         ready[i] = result
@@ -674,6 +719,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
     parts = crossing_parts(ds, [f.test for f in folds], CROSSING_PARTS, options.seed)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts, idle)
+    folds_here = FoldCache(FOLD_CACHE_BYTES if len(candidates) > 1 else 0)  # members trained here: their folds
     if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
         # the members finished are paid for: a second stop while they are scored is held to its end and recorded
         # (raised, it threw them all away: "nothing trained yet to keep")
@@ -689,10 +735,13 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
                 run = ready[c * len(folds) + k]
             else:
                 try:
-                    run = fit_run(ds.subset(fold.train), ds.subset(fold.test),
-                                  replace(spec.options(options), seed=offset_seed(options.seed, k)),
+                    train_ds, val_ds = ds.subset(fold.train), ds.subset(fold.test)
+                    member_options = replace(spec.options(options), seed=offset_seed(options.seed, k))
+                    prepared = folds_here.get(k, lambda: prepare_fold(train_ds, val_ds, member_options))
+                    run = fit_run(train_ds, val_ds, member_options,
                                   _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)),
-                                  val_parts=parts[fold.test])
+                                  val_parts=parts[fold.test], prepared=prepared)
+                    del train_ds, val_ds, prepared
                 except TrainingError as exc:
                     raise _member_diverged(exc, k + 1) from None
                 except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
@@ -734,6 +783,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
                 raise KeyboardInterrupt  # nothing trained to keep
             break
         cands.append(fitted)
+    folds_here.release(list(folds_here.folds))  # every member is trained: the rows go before the model is built
     with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
         partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
         scored = ds.subset(scored_rows) if partial else ds

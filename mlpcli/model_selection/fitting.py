@@ -9,6 +9,7 @@ a learning curve, and (with no validation set) a refit on all rows.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -22,7 +23,7 @@ from ..errors import DataError, OptionError
 from ..training import FitResult, fit, fit_memory
 
 __all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run",
-           "preprocess_config", "resolve_log1p", "SINGLE_RUN_HIDDEN", "check_memory"]
+           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -237,10 +238,99 @@ class FittedRun:
     # SHIFT_FRACTION of the features beyond the mean test's bar), that share, the most shifted; None without them
     val_shift: dict | None = None
 
+    def prepared(self) -> PreparedFold:
+        """Its preprocessing and preprocessed rows, for another candidate trained on the same rows (``fit_run``)."""
+        return PreparedFold(self.preprocessor, self.X_train, self.X_val, self.val_shift)
+
     def without_data(self) -> "FittedRun":
         """This run without its preprocessed rows: an ensemble keeps its members' networks, not a copy of
         the data for each of them (nor sends them back from worker processes)."""
         return replace(self, X_train=None, X_val=None)
+
+
+@dataclass
+class PreparedFold:
+    """One training / validation split's rows preprocessed, for every candidate of the portfolio that trains on it
+    (their options differ in the network and its training only, not in the preprocessing): ``fit_run``'s
+    ``prepared``. An ensemble's members in worker processes are sent their fold's (``prepare_fold``) instead of
+    each fitting the same preprocessing again (25 fits of 5 candidates x 5 folds: 5 preprocessings, not 25)."""
+
+    preprocessor: data.Preprocessor  # fitted on the training rows
+    X_train: np.ndarray  # (n_train, d_kept) in the options' dtype, C order (or CSR for sparse input)
+    X_val: np.ndarray | None  # (n_val, d_kept); None for a refit without validation rows
+    val_shift: dict | None = None  # ``_val_shift`` of the validation rows, once computed
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_array_bytes(X) for X in (self.X_train, self.X_val) if X is not None)
+
+    def applies_to(self, train_ds: data.Dataset, options: TrainOptions) -> bool:
+        """Whether these are ``train_ds``'s rows preprocessed as ``options`` (log1p resolved) say."""
+        if self.X_train is None or self.X_train.shape[0] != train_ds.n_samples:
+            return False
+        log1p, _ = resolve_log1p(options, train_ds.X) if options.log1p == AUTO else (bool(options.log1p), None)
+        return (self.preprocessor.config == preprocess_config(options, log1p)
+                and self.X_train.dtype == np.dtype(options.dtype))
+
+    def shift(self, val_ds: data.Dataset | None) -> dict | None:
+        """How the validation rows differ from the training rows (``_val_shift``), computed once."""
+        if self.X_val is None or val_ds is None:
+            return None
+        if self.val_shift is None:
+            self.val_shift = _val_shift(self.preprocessor, self.X_val, val_ds)
+        return self.val_shift
+
+
+def _array_bytes(X) -> int:
+    """Bytes of a dense array, or of a CSR matrix's three arrays."""
+    if data.is_sparse(X):
+        return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+    return int(X.nbytes)
+
+
+def prepare_fold(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions) -> PreparedFold:
+    """The preprocessing of ``options`` fitted on ``train_ds`` (log1p "auto" resolved on its rows) and applied to
+    both datasets' rows."""
+    log1p, _ = resolve_log1p(options, train_ds.X)
+    pre = data.Preprocessor(preprocess_config(options, log1p))
+    # C order: what training works on (it would copy anything else, and keep the copy as long as the
+    # network lives, its first layer holding on to its last input)
+    X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
+    # sparse input stays sparse (CSR) through training, densified a minibatch at a time
+    X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C", sparse=True)  # (n_val, d_kept)
+    return PreparedFold(pre, X_train, X_val)
+
+
+class FoldCache:
+    """Folds preprocessed once (``prepare_fold``) and kept for the portfolio's other candidates on the same rows, within
+    a budget of bytes: ``get(k, make)`` returns fold ``k``'s, made by ``make()`` on first use. A fold that does not fit
+    in what is left is made again each time it is asked for, and nothing is evicted: the candidates visit the folds in
+    turn (1..K for each candidate), where evicting the oldest would miss every time."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.folds: dict[object, PreparedFold] = {}
+        self.used = 0
+        self._lock = threading.Lock()  # a Dask worker runs tasks in threads side by side
+
+    def get(self, key, make: Callable[[], PreparedFold]) -> PreparedFold:
+        with self._lock:
+            fold = self.folds.get(key)
+        if fold is None:
+            fold = make()
+            size = fold.nbytes
+            with self._lock:
+                if key not in self.folds and self.used + size <= self.budget:
+                    self.folds[key], self.used = fold, self.used + size
+        return fold
+
+    def release(self, keys) -> None:
+        """Let go of the folds ``keys`` (those kept; no later ``get`` asks for them)."""
+        with self._lock:
+            for key in keys:
+                fold = self.folds.pop(key, None)
+                if fold is not None:
+                    self.used -= fold.nbytes
 
 
 def _gb(n: float) -> str:
@@ -334,33 +424,26 @@ def resolve_log1p(options: TrainOptions, X: np.ndarray, notes: list[str] | None 
 
 
 def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainOptions,
-            progress: Callable[[dict], None] | None = None, prepared: FittedRun | None = None,
+            progress: Callable[[dict], None] | None = None, prepared: PreparedFold | None = None,
             schedule_epochs: int | None = None, val_parts: np.ndarray | None = None) -> FittedRun:
     """Preprocessing fitted on ``train_ds`` only, the loss, a fresh network, and ``training.fit``.
 
     ``options`` may hold "auto" values: they are resolved here for ``train_ds`` (``auto_defaults.resolve``;
     ``hidden auto`` is the portfolio's choice for a single run, ``SINGLE_RUN_HIDDEN``). With
     ``val_ds=None`` the network trains ``options.epochs`` epochs on every row (a refit).
-    ``prepared``: a run on the same rows whose options differ only in the network (another candidate of
-    the portfolio): its preprocessing and preprocessed rows are used again, being the same.
+    ``prepared``: the same rows preprocessed as ``options`` say (``prepare_fold``, or ``FittedRun.prepared`` of another
+    candidate of the portfolio on them): used as they are when they apply (``PreparedFold.applies_to``).
     ``schedule_epochs``: the length of a cosine learning-rate schedule when it differs from the run's epochs
     (a refit replaying the members' schedule up to their best epoch). ``val_parts`` (n_val,) part numbers: the result
     also scores each validation row at the epoch the rows outside its part chose (``early_stopping.CrossedStopping``)."""
     if options.hidden == AUTO:
         options = replace(options, hidden=list(SINGLE_RUN_HIDDEN))
     options = auto_defaults.resolve(options, train_ds.n_samples, task=train_ds.task)
-    log1p, _ = resolve_log1p(options, train_ds.X)
     hidden = options.hidden
-    pre = data.Preprocessor(preprocess_config(options, log1p))
-    if prepared is not None and prepared.X_train is not None and prepared.preprocessor.config == pre.config \
-            and prepared.X_train.dtype == np.dtype(options.dtype) and prepared.X_train.shape[0] == train_ds.n_samples:
-        pre, X_train, X_val = prepared.preprocessor, prepared.X_train, prepared.X_val
-    else:
-        # C order: what training works on (it would copy anything else, and keep the copy as long as the
-        # network lives, its first layer holding on to its last input)
-        X_train = pre.fit_transform(train_ds.X, train_ds.feature_names, dtype=options.dtype, order="C")  # (n_train, d_kept)
-        # sparse input stays sparse (CSR) through training, densified a minibatch at a time
-        X_val = None if val_ds is None else pre.transform(val_ds.X, dtype=options.dtype, order="C", sparse=True)  # (n_val, d_kept)
+    fold = prepared if prepared is not None and prepared.applies_to(train_ds, options) else None
+    if fold is None:
+        fold = prepare_fold(train_ds, val_ds, options)
+    pre, X_train, X_val = fold.preprocessor, fold.X_train, fold.X_val
     options = auto_defaults.resolve(options, train_ds.n_samples, X_train.shape[1], train_ds.task)  # noise needs the kept width
 
     setup = build_loss(options, train_ds, train_ds.y)
@@ -392,7 +475,7 @@ def fit_run(train_ds: data.Dataset, val_ds: data.Dataset | None, options: TrainO
                  callback=progress, val_parts=val_parts)
     net.release_training_memory()  # its gradients and scratch: a member keeps its parameters (and, here, no rows)
     return FittedRun(net, pre, setup, result, target_scaling, X_train, X_val, y_train, y_val, sw, sw_val, options,
-                     val_shift=None if X_val is None else _val_shift(pre, X_val, val_ds))
+                     val_shift=fold.shift(val_ds))
 
 
 def _val_shift(pre, X_val, val_ds: data.Dataset) -> dict:

@@ -1,0 +1,119 @@
+"""The portfolio's candidates preprocess each fold once: `fit_run` takes a fold already preprocessed
+(`prepare_fold`) when it applies, `FoldCache` keeps folds within a byte budget, and an ensemble trained with
+the folds shared is the model trained without them, in this process and in worker processes alike."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mlpcli import data, model_io, parallel, pipeline
+from mlpcli.config import TrainOptions
+from mlpcli.model_selection import crossfit
+from mlpcli.model_selection.fitting import FoldCache, fit_run, prepare_fold
+from tables import make_table
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fold_cache") / "t.csv"
+    # more features than a member's training rows: --hidden auto tries five candidates (two learning rates and
+    # L-BFGS for the softmax regression, the hidden layer with and without input noise)
+    make_table("multiclass", n_patients=15, per_patient=2, n_features=40, seed=3).to_csv(path, index=False)
+    return path
+
+
+def _dataset(path, options):
+    ds, _ = pipeline.load_dataset(str(path), options)
+    return ds
+
+
+def _halves(ds):
+    rows = np.arange(ds.n_samples)
+    return ds.subset(rows[rows % 3 != 0]), ds.subset(rows[rows % 3 == 0])
+
+
+def test_a_prepared_fold_is_used_as_it_is_and_gives_the_same_run(table):
+    options = TrainOptions(hidden=[8], epochs=3, log1p=False)
+    train_ds, val_ds = _halves(_dataset(table, options))
+    fold = prepare_fold(train_ds, val_ds, options)
+    shared = fit_run(train_ds, val_ds, options, prepared=fold)
+    assert shared.X_train is fold.X_train and shared.X_val is fold.X_val and shared.preprocessor is fold.preprocessor
+    alone = fit_run(train_ds, val_ds, options)
+    assert alone.X_train is not fold.X_train
+    np.testing.assert_array_equal(alone.X_train, fold.X_train)
+    np.testing.assert_array_equal(shared.network.flat_params, alone.network.flat_params)
+    assert shared.val_shift == alone.val_shift
+
+
+@pytest.mark.parametrize("change", [dict(dtype="float64"), dict(standardize=False), dict(top_var=10)])
+def test_a_fold_preprocessed_otherwise_is_not_used(table, change):
+    options = TrainOptions(hidden=[8], epochs=2, log1p=False)
+    ds = _dataset(table, options)
+    train_ds, val_ds = _halves(ds)
+    fold = prepare_fold(train_ds, val_ds, options)
+    other = replace(options, **change)
+    run = fit_run(train_ds, val_ds, other, prepared=fold)
+    assert run.X_train is not fold.X_train and run.preprocessor is not fold.preprocessor
+    assert not fold.applies_to(train_ds, other)
+    # another fold's rows (as many of them) are not this fold's either
+    assert not fold.applies_to(val_ds, options)
+
+
+def test_the_cache_keeps_folds_within_its_budget_and_lets_them_go(table):
+    options = TrainOptions(log1p=False)
+    train_ds, val_ds = _halves(_dataset(table, options))
+    made = []
+
+    def make():
+        made.append(1)
+        return prepare_fold(train_ds, val_ds, options)
+
+    size = prepare_fold(train_ds, val_ds, options).nbytes
+    assert size == train_ds.n_samples * 40 * 4 + val_ds.n_samples * 40 * 4  # float32 rows, every feature kept
+    cache = FoldCache(2 * size)
+    first = cache.get(1, make)
+    assert cache.get(1, make) is first and len(made) == 1
+    cache.get(2, make)
+    assert cache.used == 2 * size
+    # beyond the budget: made each time it is asked for, the folds kept stay (no eviction)
+    third = cache.get(3, make)
+    assert cache.get(3, make) is not third and len(made) == 4
+    assert set(cache.folds) == {1, 2}
+    cache.release([1, 3])
+    assert set(cache.folds) == {2} and cache.used == size
+    assert cache.get(3, make) is cache.get(3, make) and len(made) == 5
+    assert FoldCache(0).get(1, make) is not FoldCache(0).get(1, make)
+
+
+def test_an_ensemble_preprocesses_each_fold_once_for_all_its_candidates(table, monkeypatch):
+    options = TrainOptions(epochs=3, folds=3, log1p=False)
+    fits = []
+    original = data.Preprocessor.fit_transform
+
+    def counted(self, *args, **kwargs):
+        fits.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(data.Preprocessor, "fit_transform", counted)
+    shared = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1))
+    n_candidates = len(shared.fitted.portfolio)
+    assert n_candidates >= 3
+    members = len(shared.fitted.members)
+    assert members == 3
+    # one preprocessing per fold, and the model's reference preprocessing (fitted on every row)
+    assert len(fits) <= members + 1
+    fits.clear()
+    monkeypatch.setattr(crossfit, "FOLD_CACHE_BYTES", 0)  # nothing kept: each candidate preprocesses its fold
+    alone = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1))
+    assert len(fits) >= n_candidates * members
+    assert model_io.to_bytes(alone.model) == model_io.to_bytes(shared.model)
+
+
+def test_members_in_worker_processes_sharing_folds_give_the_model_trained_here(table):
+    options = TrainOptions(epochs=3, folds=3, log1p=False)
+    here = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1)).model
+    workers = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=2, auto=True)).model
+    assert model_io.to_bytes(workers) == model_io.to_bytes(here)
