@@ -88,7 +88,7 @@ def test_the_cache_keeps_folds_within_its_budget_and_lets_them_go(table):
     assert FoldCache(0).get(1, make) is not FoldCache(0).get(1, make)
 
 
-def test_an_ensemble_preprocesses_each_fold_once_for_all_its_candidates(table, monkeypatch):
+def test_an_ensemble_trained_here_preprocesses_each_fold_once_for_all_its_candidates(table, monkeypatch):
     options = TrainOptions(epochs=3, folds=3, log1p=False)
     fits = []
     original = data.Preprocessor.fit_transform
@@ -98,18 +98,29 @@ def test_an_ensemble_preprocesses_each_fold_once_for_all_its_candidates(table, m
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(data.Preprocessor, "fit_transform", counted)
-    shared = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1))
-    n_candidates = len(shared.fitted.portfolio)
-    assert n_candidates >= 3
-    members = len(shared.fitted.members)
-    assert members == 3
-    # one preprocessing per fold, and the model's reference preprocessing (fitted on every row)
-    assert len(fits) <= members + 1
-    fits.clear()
-    monkeypatch.setattr(crossfit, "FOLD_CACHE_BYTES", 0)  # nothing kept: each candidate preprocesses its fold
-    alone = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1))
-    assert len(fits) >= n_candidates * members
-    assert model_io.to_bytes(alone.model) == model_io.to_bytes(shared.model)
+    outcome = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1))
+    assert len(outcome.fitted.portfolio) >= 3 and len(outcome.fitted.members) == 3
+    # one preprocessing per fold (five candidates x three folds made fifteen)
+    assert len(fits) == 3
+
+
+def test_a_stop_in_a_later_fold_chooses_among_every_candidate_on_the_folds_all_finished(table):
+    """Trained here, fold by fold: a stop while the third candidate trains on the second fold keeps the first fold's
+    members of every candidate and chooses among them there (the second fold's two finished members go)."""
+    options = TrainOptions(epochs=3, folds=3, log1p=False)
+
+    def stop(row):
+        if row.get("member") == 2 and row.get("candidate") == 3 and row.get("epoch") == 2:
+            raise KeyboardInterrupt
+
+    outcome = pipeline.train(str(table), options, progress=stop, plan=parallel.Plan(n_jobs=1))
+    n_candidates = len(outcome.fitted.portfolio)
+    assert outcome.interrupted and len(outcome.model.members) == 1
+    assert outcome.fitted.held_out_by.tolist() == [1] * len(outcome.fitted.scored_rows)
+    assert any(f"chosen among the {n_candidates} architectures on the 1 fold each of them finished" in n
+               for n in outcome.notes), outcome.notes
+    # what it scored are the first fold's held-out rows, each candidate on them
+    assert all(entry["score"] is not None for entry in outcome.fitted.portfolio)
 
 
 def test_members_in_worker_processes_sharing_folds_give_the_model_trained_here(table):

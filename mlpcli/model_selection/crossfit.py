@@ -719,71 +719,15 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
     parts = crossing_parts(ds, [f.test for f in folds], CROSSING_PARTS, options.seed)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
     ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts, idle)
-    folds_here = FoldCache(FOLD_CACHE_BYTES if len(candidates) > 1 else 0)  # members trained here: their folds
-    if ready is not None and any(r is None for r in ready):  # interrupted with the members in parallel
-        # the members finished are paid for: a second stop while they are scored is held to its end and recorded
-        # (raised, it threw them all away: "nothing trained yet to keep")
-        with interrupts.finishing(stopped):
-            cands, scored_rows, note = _finished_in_parallel(ds, folds, candidates, ready)
+    if ready is None:
+        ready, interrupted, stopped = _sequential_runs(ds, folds, options, candidates, progress, parts)
+    # the members finished are paid for: a second stop while they are scored is held to its end and recorded
+    # (raised, it threw them all away: "nothing trained yet to keep")
+    with interrupts.finishing(stopped):
+        cands, scored_rows, note = _kept_candidates(ds, folds, candidates, ready)
+    if note is not None:
         notes.append(note)
         interrupted = True
-    for c, spec in enumerate(candidates if not interrupted else []):
-        runs, member_folds = [], []
-        fitted = FittedCandidate(spec, runs, None, math.nan, member_folds)
-        for k, fold in enumerate(folds):
-            if ready is not None:  # every member finished (an interrupted parallel run is handled above)
-                run = ready[c * len(folds) + k]
-            else:
-                try:
-                    train_ds, val_ds = ds.subset(fold.train), ds.subset(fold.test)
-                    member_options = replace(spec.options(options), seed=offset_seed(options.seed, k))
-                    prepared = folds_here.get(k, lambda: prepare_fold(train_ds, val_ds, member_options))
-                    run = fit_run(train_ds, val_ds, member_options,
-                                  _member_progress(progress, k + 1, len(folds), c + 1, len(candidates)),
-                                  val_parts=parts[fold.test], prepared=prepared)
-                    del train_ds, val_ds, prepared
-                except TrainingError as exc:
-                    raise _member_diverged(exc, k + 1) from None
-                except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
-                    if not (runs or cands):
-                        raise  # nothing trained to keep
-                    interrupts.absorbed()
-                    interrupted = True  # the members trained so far are kept, as below
-                    break
-            if run.result.interrupted:  # Ctrl-C / SIGTERM: ship what is trained, score what it held out
-                interrupted = True
-                if run.result.epochs_run == 0:  # not one epoch done: nothing learnt to keep
-                    break
-            with interrupts.finishing(stopped):  # a trained member: scored whole, then kept
-                out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
-                run = run.without_data()  # the model keeps the members' networks, not their rows
-                fitted.place(fold.test, out, run, ds.n_samples)
-                runs.append(run)
-                member_folds.append(k)
-            # more to train: stop here instead; members trained in parallel are all trained by now (``ready``), and
-            # a stop while they are scored waits for the whole model (it threw away finished members, or chose among
-            # the candidates scored by then)
-            if stopped and ready is None and (k + 1 < len(folds) or c + 1 < len(candidates)):
-                interrupted, stopped = True, []
-            if run.result.interrupted or interrupted:
-                break
-        if interrupted:
-            complete = [cand for cand in cands if len(cand.runs) == len(folds)]
-            if runs and not complete:
-                scored_rows = np.sort(np.concatenate([folds[k].test for k in member_folds]))
-                fitted.restricted(scored_rows)
-                cands = [fitted]
-                notes.append(f"interrupted: the model holds the {len(runs)} member(s) trained so far; out-of-fold "
-                             f"scores cover their {count_of(len(scored_rows), 'held-out row')}")
-            elif complete:
-                cands = complete
-                notes.append(f"interrupted while training {spec.describe()}: the model is chosen among the "
-                             "architectures whose members all finished")
-            else:
-                raise KeyboardInterrupt  # nothing trained to keep
-            break
-        cands.append(fitted)
-    folds_here.release(list(folds_here.folds))  # every member is trained: the rows go before the model is built
     with interrupts.finishing(stopped):  # training is over: a stop now waits for the model to be complete
         partial = len(cands[0].runs) < len(folds)  # interrupted: only some members, scored on the rows they held out
         scored = ds.subset(scored_rows) if partial else ds
@@ -876,12 +820,58 @@ def _members_warnings(preprocessors: list[data.Preprocessor]) -> list[str]:
     return out
 
 
-def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[FittedRun | None]
-                          ) -> tuple[list[FittedCandidate], np.ndarray, str]:
-    """What an interrupted parallel run keeps, whatever order the workers took the members in (the widest
-    candidates first, softmax regression last): every candidate whose members all finished, to choose among;
-    else the candidate with the most finished members (the simpler on a tie), scored on the rows they held
-    out. Returns (candidates, scored rows, note); a KeyboardInterrupt when no member finished."""
+def _sequential_runs(ds, folds, options, candidates: list[Candidate], progress, parts: np.ndarray
+                     ) -> tuple[list[FittedRun | None], bool, list[BaseException]]:
+    """Every candidate's members trained in this process, fold by fold: a fold's rows are preprocessed once for all
+    the candidates (they differ in the network and its training only) and only one fold's are held at a time (at
+    8,000 x 5,000 float32 a preprocessing took ~1 s, paid by each of 20 members before). Returns (the runs in
+    ``_parallel_runs``' order, candidate by candidate, fold by fold, None for those not trained; whether a stop
+    (Ctrl-C, SIGTERM) ended training early; a stop held while a finished member was kept, ``interrupts.finishing``).
+    A member cut short by a stop after its first epoch is kept (its best weights so far)."""
+    n_folds, n_cands = len(folds), len(candidates)
+    ready: list[FittedRun | None] = [None] * (n_folds * n_cands)
+    stopped: list[BaseException] = []
+    for k, fold in enumerate(folds):
+        train_ds, val_ds = ds.subset(fold.train), ds.subset(fold.test)
+        prepared = None  # the fold's preprocessed rows, once its first candidate has made them
+        for c, spec in enumerate(candidates):
+            try:
+                run = fit_run(train_ds, val_ds, replace(spec.options(options), seed=offset_seed(options.seed, k)),
+                              _member_progress(progress, k + 1, n_folds, c + 1, n_cands),
+                              val_parts=parts[fold.test], prepared=prepared)
+            except TrainingError as exc:
+                raise _member_diverged(exc, k + 1) from None
+            except KeyboardInterrupt:  # before this member's first epoch (its preprocessing)
+                if all(r is None for r in ready):
+                    raise  # nothing trained to keep
+                interrupts.absorbed()
+                return ready, True, stopped
+            if run.result.interrupted and run.result.epochs_run == 0:  # not one epoch done: nothing learnt to keep
+                return ready, True, stopped
+            if prepared is None:
+                prepared = run.prepared()
+            with interrupts.finishing(stopped):  # a trained member is kept
+                run = run.without_data()  # the model keeps networks, not their rows (nor does this loop: the next
+                ready[c * n_folds + k] = run  # fold's rows are made while ``run`` still names the last member)
+            if run.result.interrupted:  # Ctrl-C / SIGTERM in its training: it ships what it learnt
+                return ready, True, stopped
+            if stopped and (k + 1 < n_folds or c + 1 < n_cands):  # more to train: stop here instead
+                return ready, True, []
+        del train_ds, val_ds, prepared  # before the next fold's rows are made
+    return ready, False, stopped
+
+
+def _kept_candidates(ds, folds, candidates: list[Candidate], ready: list[FittedRun | None]
+                     ) -> tuple[list[FittedCandidate], np.ndarray, str | None]:
+    """The candidates to choose among, from their members in ``ready`` (candidate by candidate, fold by fold), each
+    scored on the rows it held out. Every member trained: all of them, on every row, and no note. A run stopped early
+    (None for the members not trained, whatever order they were trained in: fold by fold in this process, the
+    widest candidates first in worker processes) keeps the candidates whose members all finished, to choose among;
+    else, when it costs at most one member, every candidate with members, on the folds each of them finished (a run
+    stopped in its third fold: all the candidates, on the first two, where the first candidates had three); else the
+    candidate with the most finished members (the simpler on a tie; the widest candidate's four members, where the
+    softmax regression had finished one). Returns
+    (candidates, scored rows, a note of what an early stop kept or None); a KeyboardInterrupt when no member finished."""
     fitted = []
     for c, spec in enumerate(candidates):
         runs, member_folds = [], []
@@ -890,12 +880,14 @@ def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[Fi
             run = ready[c * len(folds) + k]
             if run is None:
                 continue
-            out = _raw_outputs(run, ds.subset(fold.test).X)
+            out = _raw_outputs(run, ds.subset(fold.test).X)  # a view of the rows, scored in blocks
             cand.place(fold.test, out, run, ds.n_samples)
             runs.append(run.without_data())
             member_folds.append(k)
         if runs:
             fitted.append(cand)
+    if all(run is not None for run in ready):
+        return fitted, np.arange(ds.n_samples), None
     complete = [f for f in fitted if len(f.runs) == len(folds)]
     if complete:
         return complete, np.arange(ds.n_samples), ("interrupted: the model is chosen among the architectures "
@@ -903,9 +895,21 @@ def _finished_in_parallel(ds, folds, candidates: list[Candidate], ready: list[Fi
     if not fitted:
         raise KeyboardInterrupt  # nothing trained to keep
     most = max(fitted, key=lambda f: len(f.runs))  # max keeps the first of equals: the simpler
+    shared = sorted(set.intersection(*(set(f.folds) for f in fitted)))
+    if len(fitted) > 1 and shared and len(shared) >= len(most.runs) - 1:  # a choice for at most one member
+        rows = np.sort(np.concatenate([folds[k].test for k in shared]))
+        for f in fitted:
+            f.runs = [run for run, k in zip(f.runs, f.folds) if k in shared]
+            f.folds[:] = shared
+            f.restricted(rows)
+        return fitted, rows, (f"interrupted: the model is chosen among the {len(fitted)} architectures on the "
+                              f"{count_of(len(shared), 'fold')} each of them finished; it holds the chosen one's "
+                              f"{count_of(len(shared), 'member')}, and out-of-fold scores cover their "
+                              f"{count_of(len(rows), 'held-out row')}")
     rows = np.sort(np.concatenate([folds[k].test for k in most.folds]))
     most.restricted(rows)
-    return [most], rows, (f"interrupted: the model holds the {len(most.runs)} member(s) of {most.spec.describe()} "
+    what = "" if len(candidates) == 1 else f" of {most.spec.describe()}"
+    return [most], rows, (f"interrupted: the model holds the {count_of(len(most.runs), 'member')}{what} "
                           f"trained so far; out-of-fold scores cover their {count_of(len(rows), 'held-out row')}")
 
 
