@@ -40,7 +40,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 from . import dask_connect, interrupts
@@ -50,7 +50,7 @@ from .errors import ConfigError, TrainingError, one_line
 from .resources import address_space_limit, address_space_words, cores_words, usable_cores
 
 
-__all__ = ["Plan", "run", "member_plan", "member_processes", "MEMBER_COPY_BYTES", "default_blas_threads",
+__all__ = ["Plan", "run", "member_plan", "member_processes", "fits_plan", "MEMBER_COPY_BYTES", "default_blas_threads",
            "blas_env_note", "BLAS_THREAD_VARIABLES", "threads_warning", "workers_warning", "local_workers",
            "BACKENDS", "DEFAULT_BLAS_THREADS"]
 
@@ -303,6 +303,17 @@ def member_processes(plan: Plan, n_tasks: int, copy_bytes: int) -> int:
     if plan.auto and workers > 1 and copy_bytes > MEMBER_COPY_BYTES:
         return 1
     return workers
+
+
+def fits_plan(plan: Plan, n_tasks: int, copy_bytes: int) -> Plan:
+    """The plan ``n_tasks`` independent fits (cv's folds, tune's grid points, a learning curve's sizes, an
+    ensemble's members) run on, each worker copying ``copy_bytes`` of rows: an asked-for plan (``plan.auto`` False,
+    --n-jobs given) or a Dask one as it is; the commands' default (``member_plan``, auto) on ``member_processes``'
+    workers — one per usable core, at most one per fit — or in this process when each would copy more than
+    MEMBER_COPY_BYTES."""
+    if plan.backend != "loky" or not plan.auto:
+        return plan
+    return replace(plan, n_jobs=member_processes(plan, n_tasks, copy_bytes))
 
 
 # Stop signals a local worker process ignores while it runs a task. A batch scheduler signals every process

@@ -170,7 +170,7 @@ def test_fits_run_in_this_process_on_local_workers_or_on_the_cluster(monkeypatch
 
 def test_cv_says_its_fits_run_in_this_process(trained, no_blas_variables):
     table, _ = trained
-    res = run(["cv", table, "--folds", "2", "--member-folds", "1", *FAST])
+    res = run(["cv", table, "--folds", "2", "--member-folds", "1", "--n-jobs", "1", *FAST])
     assert res.exit_code == 0, res.output
     assert "2 fits in this process" in res.stderr and "fits on this process" not in res.stderr
 

@@ -105,7 +105,9 @@ def test_nested_outer_folds_whose_tuning_or_refit_diverged_have_no_score(monkeyp
 def test_nested_failures_show_in_the_table(tmp_path, monkeypatch):
     counting(monkeypatch, lambda label: label[:2] == ("inner", 0))
     path = write_table(tmp_path, n_patients=24)
-    res = run(["tune", path, "--grid", "lr=1e-3,3e-2", "--folds", "2", "--nested", "--outer-folds", "3", *FAST])
+    # --n-jobs 1: the fits in this process, where the failing fit is patched in (worker processes import their own)
+    res = run(["tune", path, "--grid", "lr=1e-3,3e-2", "--folds", "2", "--nested", "--outer-folds", "3", "--n-jobs", "1",
+               *FAST])
     assert res.exit_code == 0, res.output
     assert "none: every setting failed" in res.output and "over 2 of 3 outer folds" in res.output
     assert "outer fold 1 (--nested) has no score" in res.output

@@ -25,9 +25,11 @@ from .options import config_option, given_options, options_from_params, train_op
 def parallel_options(fn):
     """--n-jobs, --backend, --scheduler and --threads: where the folds and grid points run."""
     decorators = [
-        click.option("--n-jobs", type=int, default=1, show_default=True,
+        click.option("--n-jobs", type=int, default=None,
                      help="Fits to run at once on this machine (joblib loky processes; not with --backend dask, "
-                          "whose workers' threads decide). " + N_JOBS_FROM_END),
+                          "whose workers' threads decide). Default: one per usable core (as train's members; the "
+                          "job's CPU allocation honoured), or 1 when each worker would copy more than 64 MB of rows. "
+                          + N_JOBS_FROM_END),
         click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
                      help="loky: local processes; dask: a Dask cluster (needs --scheduler and the dask extra: dask, distributed)."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -40,9 +42,10 @@ def parallel_options(fn):
     return fn
 
 
-def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | None):
-    """The library's parallel.Plan; contradictory flags are usage errors (exit 2)."""
-    from ..parallel import Plan
+def make_plan(n_jobs: int | None, backend: str, scheduler: str | None, threads: int | None):
+    """The library's parallel.Plan (without --n-jobs, ``parallel.member_plan``: the usable cores, resolved for the fits
+    by ``parallel.fits_plan``); contradictory flags are usage errors (exit 2)."""
+    from ..parallel import Plan, member_plan
 
     if scheduler and backend != "dask":
         raise click.UsageError("--scheduler applies to --backend dask only; add --backend dask")
@@ -51,13 +54,16 @@ def make_plan(n_jobs: int, backend: str, scheduler: str | None, threads: int | N
     # On Dask, the cluster runs as many fits at once as its workers have threads, whatever --n-jobs says
     # (so a count back from the end is not this machine's cores): only 0 is refused, and a value given is
     # said to have no effect. The fits' --threads run on the cluster's cores, not this machine's.
-    check_n_jobs(n_jobs, local=backend != "dask")
+    if n_jobs is not None:
+        check_n_jobs(n_jobs, local=backend != "dask")
     if backend == "dask":  # before the table is read: the package, and an address that can be one
         from ..dask_connect import check_address
 
         check_address(scheduler)
     if backend != "dask":
         warn_threads(threads)  # the workers x --threads: once the fits are counted (``warn_workers``)
+    if backend != "dask" and n_jobs is None:
+        return member_plan(None, threads)
     return Plan(backend=backend, n_jobs=None if backend == "dask" else n_jobs, scheduler=scheduler, threads=threads)
 
 
@@ -365,7 +371,9 @@ def cv(data_file, folds, repeats, oof_path, leave_batch_out, coverage, ood_alpha
     fold_list, _ = cv_lib.plan_folds(ds, options, folds, repeats, leave_batch_out, coverage)
     if leave_batch_out:
         folds = len(fold_list)
-    warn_workers(plan.n_jobs, threads, folds * repeats)  # the workers these fits start, before the first
+    plan = cv_lib.folds_plan(ds, options, fold_list, plan)  # the default's workers, for these folds
+    if not plan.auto:
+        warn_workers(plan.n_jobs, threads, folds * repeats)  # the workers these fits start, before the first
     if not quiet:
         err.print(f"[dim]·[/] {folds * repeats} fits {fits_where(plan, folds * repeats)}")
     with FitProgress("folds", quiet, folds * repeats) as progress:

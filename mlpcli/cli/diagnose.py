@@ -269,8 +269,9 @@ def _check_mode(ctx: click.Context, learning: bool) -> None:
 @click.option("--fractions", default="0.1,0.25,0.5,0.75,1", show_default=True,
               help="--learning-curve: training-set sizes as fractions of the training groups (of the training "
                    "rows without a group column).")
-@click.option("--n-jobs", type=int, default=1, show_default=True,
-              help="--learning-curve: sizes trained in parallel. " + N_JOBS_FROM_END)
+@click.option("--n-jobs", type=int, default=None,
+              help="--learning-curve: sizes trained in parallel. Default: one per usable core (the job's CPU "
+                   "allocation honoured), or 1 when each worker would copy more than 64 MB of rows. " + N_JOBS_FROM_END)
 @config_option("--learning-curve: TOML file of train options; command-line flags win.")
 @train_options(hide=tuple(_NOT_FOR_LEARNING_CURVE))  # refused with --learning-curve, and without it
 @threads_option
@@ -391,8 +392,9 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
         fracs = parse_fractions(fractions)
     except ConfigError as exc:  # a usage error naming --fractions
         raise click.UsageError(str(exc)) from None
-    check_n_jobs(n_jobs)
-    warn_workers(n_jobs, threads, len(fracs))  # a size per fit: at most that many workers
+    if n_jobs is not None:  # (the default fills the usable cores: nothing to warn about)
+        check_n_jobs(n_jobs)
+        warn_workers(n_jobs, threads, len(fracs))  # a size per fit: at most that many workers
     err = stderr_console(quiet)
 
     def progress(p) -> None:
@@ -405,7 +407,7 @@ def _run_learning_curve(source, params, fractions, n_jobs, threads, quiet, plot_
     if not quiet:
         err.print(f"[dim]·[/] training at {len(fracs)} size{'s' if len(fracs) != 1 else ''} "
                   f"({', '.join(fraction_words(f) for f in fracs)}) "
-                  f"with --n-jobs {n_jobs}")
+                  + (f"with --n-jobs {n_jobs}" if n_jobs is not None else "side by side on the usable cores (--n-jobs to choose)"))
     result = learning_curve(source, options, fracs, n_jobs=n_jobs, threads=threads,
                             progress=None if quiet else progress)
     if plot_path:

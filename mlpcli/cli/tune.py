@@ -246,7 +246,14 @@ def tune(ctx, data_file, grid, n_random, folds, repeats, nested, outer_folds, re
     # the fits run side by side: every setting's folds (and with --nested each outer fold's inner ones), then
     # the outer refits; the workers --n-jobs starts for them (one per fit at most), said before the first
     side_by_side = n_points * folds * repeats * (1 + (outer_folds if nested else 0))
-    warn_workers(plan.n_jobs, threads, side_by_side)
+    from ..model_selection.fitting import worker_copy_bytes
+    from ..parallel import fits_plan
+
+    # the default's workers for these fits (each training part at most the whole table: ``tune`` resolves the
+    # same plan again for its largest training part, never to more workers than said here)
+    plan = fits_plan(plan, side_by_side, worker_copy_bytes(ds, ds.n_samples, options))
+    if not plan.auto:
+        warn_workers(plan.n_jobs, threads, side_by_side)
     if not quiet:
         n_fits = side_by_side + (outer_folds if nested else 0)
         err.print(f"[dim]·[/] {n_points} setting(s) × {folds} folds{f' × {repeats} repeats' if repeats > 1 else ''}"

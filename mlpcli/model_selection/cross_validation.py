@@ -27,18 +27,18 @@ from ..distributions import chi2_independence
 from ..config import AUTO, TrainOptions, offset_seed, require_options
 from ..decision import DECIDED, Decision
 from ..errors import ConfigError, DataError, OptionError, TrainingError
-from ..parallel import Plan, run
+from ..parallel import Plan, fits_plan, run
 from .baseline import linear_baseline
 from .crossfit import check_decision, check_missing, fit_model
 from .portfolio import PORTFOLIO
-from .fitting import check_fits_memory as fitting_check_fits_memory
+from .fitting import check_fits_memory as fitting_check_fits_memory, worker_copy_bytes
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
 from .splits import (Fold, group_name, class_label, batch_spanning_groups, check_training_parts, kfold,
                      require_dataset, single_group_labels)
 from .splits import leave_batch_out as leave_batch_out_folds
 
-__all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "plan_folds", "cross_validate",
+__all__ = ["FoldScore", "CVResult", "fit_and_score", "fit_fold", "fold_name", "plan_folds", "folds_plan", "cross_validate",
            "check_cv_options", "with_seed", "mean_sd", "finite", "check_fits_memory",
            "fold_coverage", "cannot_flag"]
 
@@ -444,6 +444,14 @@ def plan_folds(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats:
     return fold_list, strategy
 
 
+def folds_plan(ds: data.Dataset, options: TrainOptions, fold_list: Sequence[Fold], plan: Plan) -> Plan:
+    """Where the fits of ``fold_list`` run (``parallel.fits_plan``): an asked-for plan as it is; the commands' default
+    (``parallel.member_plan()``: every usable core) on one worker process per fold, or in this process when each worker
+    would copy more than 64 MB of rows (the table and a fold's training part, preprocessed)."""
+    rows = max((len(f.train) for f in fold_list), default=0)
+    return fits_plan(plan, len(fold_list), worker_copy_bytes(ds, rows, options))
+
+
 def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repeats: int = 1, plan: Plan = Plan(),
                    keep_predictions: bool = True, progress: Callable[[int, int], None] | None = None,
                    leave_batch_out: bool = False, coverage: float | None = None, baseline: bool = False,
@@ -465,7 +473,10 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
 
     ``baseline``: also fit the linear baseline (``baseline.linear_baseline``: logistic or ridge regression on
     the same preprocessing) on every fold's training part and score it on the same test part
-    (``CVResult.baseline_summary``)."""
+    (``CVResult.baseline_summary``).
+
+    ``plan``: where the folds run (default here, one after the other); ``parallel.member_plan()``, the command's
+    default, runs them on the usable cores (``folds_plan``). The scores are the same either way."""
     started = time.perf_counter()
     require_dataset(ds, "cross_validate takes")  # a path or a dict of options failed with an AttributeError inside
     require_options(options, "cross_validate takes")
@@ -477,6 +488,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     tasks = [(fit_fold, (fold_name(f, repeated), ds, f.train, f.test, with_seed(options, f.repeat),
                          ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out, baseline, ood_alpha))
              for f in fold_list]
+    plan = folds_plan(ds, options, fold_list, plan)
     check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)

@@ -38,7 +38,8 @@ from ..model_io import Member, Model
 from ..parallel import Plan
 from ..text import count_of
 from ..background import beside, quick_switches
-from .fitting import (FittedRun, FoldCache, check_fits_memory, class_loss_weights, fit_run, prepare_fold, label_loss_weights,
+from .fitting import (FittedRun, FoldCache, check_fits_memory, class_loss_weights, fit_run, prepare_fold,
+                      worker_copy_bytes, label_loss_weights,
                       resolve_log1p)
 from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
@@ -649,16 +650,6 @@ def _member_diverged(exc: TrainingError, member: int | None) -> TrainingError:
     return error
 
 
-def _member_copy_bytes(ds: data.Dataset, folds, options: TrainOptions) -> int:
-    """Bytes of rows a member's worker process holds beside this one: the matrix it is sent and its member's
-    preprocessed training and validation rows (dense, at most --top-var columns, in --dtype)."""
-    X = ds.X
-    raw = sum(getattr(X, a).nbytes for a in ("data", "indices", "indptr")) if data.is_sparse(X) else X.nbytes
-    n_inputs = min(ds.n_features, options.top_var or ds.n_features)
-    rows = max(len(fold.train) + len(fold.test) for fold in folds)
-    return int(raw + rows * n_inputs * np.dtype(options.dtype).itemsize)
-
-
 def _expected_cost(spec: Candidate) -> tuple[int, bool]:
     """Sort key for a candidate's training time: its hidden units, then input noise (more epochs)."""
     return sum(spec.hidden), spec.augment_noise not in (0, 0.0)
@@ -675,7 +666,8 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
     if plan is None:
         return None
     total = len(candidates) * len(folds)
-    if member_processes(plan, total, _member_copy_bytes(ds, folds, options)) == 1:
+    rows = max(len(fold.train) + len(fold.test) for fold in folds)  # a member's training and validation rows
+    if member_processes(plan, total, worker_copy_bytes(ds, rows, options)) == 1:
         return None
     # Longest first (the widest candidate, the one with input noise before the plain one: it trains more
     # epochs; softmax regression last): the workers' last tasks are then short and end close together, where

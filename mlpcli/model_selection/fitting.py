@@ -23,7 +23,7 @@ from ..errors import DataError, OptionError
 from ..training import FitResult, fit, fit_memory
 
 __all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run",
-           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "SINGLE_RUN_HIDDEN", "check_memory"]
+           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "worker_copy_bytes", "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -331,6 +331,15 @@ class FoldCache:
                 fold = self.folds.pop(key, None)
                 if fold is not None:
                     self.used -= fold.nbytes
+
+
+def worker_copy_bytes(ds: data.Dataset, n_rows: int, options: TrainOptions) -> int:
+    """Bytes of rows a worker process training on ``n_rows`` rows of ``ds`` holds beside this one
+    (``parallel.fits_plan``): the matrix it is sent and those rows preprocessed (dense, at most --top-var columns, in
+    --dtype)."""
+    raw = _array_bytes(ds.X)
+    n_inputs = min(ds.n_features, options.top_var or ds.n_features)
+    return int(raw + n_rows * n_inputs * np.dtype(options.dtype).itemsize)
 
 
 def _gb(n: float) -> str:

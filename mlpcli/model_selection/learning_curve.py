@@ -43,11 +43,11 @@ from ..auto_defaults import auto_noise
 from ..decision import DECIDED, MIN_LABEL_EVENTS, balanced_accuracy, choose, label_balanced_accuracy
 from ..diagnosis.sample_size import bias_variance, fraction_words, more_data, rise_within_chance
 from ..errors import ConfigError, DataError
-from ..parallel import Plan, local_workers, run
+from ..parallel import Plan, fits_plan, local_workers, member_plan, run
 from ..text import count_of
 from ..training import evaluate_loss
 from .crossfit import check_decision, check_missing, decision_shares, validation_dataset
-from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p
+from .fitting import SINGLE_RUN_HIDDEN, fit_run, resolve_log1p, worker_copy_bytes
 from .splits import holdout, summarize_split
 
 __all__ = ["DEFAULT_FRACTIONS", "SizePoint", "LearningCurveResult", "fraction_words", "learning_curve",
@@ -380,11 +380,28 @@ def _chance_and_scale(ds: data.Dataset, train_rows: np.ndarray, val_ds: data.Dat
 # --- the entry point ---------------------------------------------------------------------------------------
 
 
+def _in_size_order(progress: Callable[[SizePoint], None], fractions: list[float]) -> Callable[[SizePoint], None]:
+    """``progress`` called in the order of ``fractions`` (the sizes, smallest first), each point as soon as it and
+    every smaller size are done: sizes trained side by side finish in any order (the smallest, trained longest by
+    its early stopping, often last), and a log read "25 %, 50 %, 10 %, ..."."""
+    waiting: dict[float, SizePoint] = {}
+    order = iter(fractions)
+    nxt = [next(order, None)]
+
+    def arrived(point: SizePoint) -> None:
+        waiting[point.fraction] = point
+        while nxt[0] is not None and nxt[0] in waiting:
+            progress(waiting.pop(nxt[0]))
+            nxt[0] = next(order, None)
+
+    return arrived
+
+
 def learning_curve(
     path,
     options: TrainOptions,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    n_jobs: int = 1,
+    n_jobs: int | None = 1,
     threads: int | None = None,
     progress: Callable[[SizePoint], None] | None = None,
     stdin=None,
@@ -392,8 +409,10 @@ def learning_curve(
     """Train at several sizes of the training groups of the table at ``path``; see the module doc.
 
     fractions: of the training groups, each in (0, 1]; the validation groups are the same at every
-    size. n_jobs: parallel sizes (joblib, loky; -1 = all cores). threads: BLAS threads shared by the
-    workers (default: all cores). progress(point) is called as each size finishes, in size order.
+    size. n_jobs: parallel sizes (joblib, loky; -1 = all cores); None, the command's default: the usable cores, one
+    size per worker process, or this process when each worker would copy more than 64 MB of rows
+    (``parallel.fits_plan``). threads: BLAS threads per fit (default 1). progress(point) is called as each size
+    finishes, in size order.
     Raises DataError when no size contains every class of the training side.
     """
     require_options(options, "learning_curve takes")  # a dict of options failed with an AttributeError inside
@@ -459,12 +478,19 @@ def learning_curve(
 
     # BLAS threads per fit are the same whatever n_jobs (parallel.py says why), so the curve does
     # not depend on how many sizes run side by side.
-    plan = Plan(backend="loky", n_jobs=local_workers(n_jobs, len(jobs)), threads=threads)
+    if n_jobs is None:  # the command's default: the usable cores, one size per worker, unless copies are large
+        largest = max(len(rows) for _, rows in jobs) + val_ds.n_samples
+        plan = fits_plan(member_plan(None, threads), len(jobs), worker_copy_bytes(ds, largest, options))
+        if plan.n_jobs == 1 and len(jobs) > 1 and local_workers(member_plan(None, threads).n_jobs, len(jobs)) > 1:
+            notes.append("the sizes trained one after the other in this process: a worker process for each would "
+                         "copy more than 64 MB of rows (--n-jobs N runs N side by side)")
+    else:
+        plan = Plan(backend="loky", n_jobs=local_workers(n_jobs, len(jobs)), threads=threads)
     unit = _target_units(ds, train_rows)
     if unit is not None:
         notes.append(_units_note(ds, unit))
     points = run([(_fit_size, (ds.subset(rows), val_ds, options, f, unit)) for f, rows in jobs], plan,
-                 on_result=progress)
+                 on_result=None if progress is None else _in_size_order(progress, [f for f, _ in jobs]))
 
     higher = ds.task != "regression"
     chance, scale = _chance_and_scale(ds, train_rows, val_ds, unit)

@@ -32,7 +32,8 @@ from ..data.preprocess_messages import IMPUTE_HINT
 from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY_WITH, OPTIMIZER_ONLY, TrainOptions, \
     require_options
 from ..errors import ConfigError, DataError, OptionError, TrainingError
-from ..parallel import Plan, run
+from ..parallel import Plan, fits_plan, run
+from .fitting import worker_copy_bytes
 from .cross_validation import (FoldScore, fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
                                finite, fit_fold, fold_name, mean_sd, with_seed)
 from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size,
@@ -580,7 +581,8 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
     (``outer_folds``) whose every training part is tuned by its own inner grouped CV (``folds``);
     the best inner setting is refitted on the outer training part and scored on the outer test
     fold, which the inner tuning never sees. The ranked table (and the setting to refit) always
-    comes from tuning on all of ``ds``."""
+    comes from tuning on all of ``ds``. ``plan``: where the fits run (default here, one after the other);
+    ``parallel.member_plan()``, the command's default, runs them on the usable cores (``parallel.fits_plan``)."""
     require_dataset(ds, "tune takes")  # a path or a dict of options failed with an AttributeError inside
     require_options(options, "tune takes")
     check_cv_options(options)
@@ -653,6 +655,7 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
 
     # every setting's networks, on the largest training part any task (or a --nested refit) gives them
     largest = max([len(task[1][1]) for task in tasks] + [len(o.train) for o in outer])
+    plan = fits_plan(plan, len(tasks), worker_copy_bytes(ds, largest, options))  # the default: the usable cores
     check_fits_memory(ds, [(apply_setting(options, setting), largest) for _, setting in points], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=stage_progress(0))
     ranked = _collect(points, scores[:len(points) * per_point], per_point, higher)
