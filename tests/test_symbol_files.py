@@ -90,8 +90,26 @@ def test_a_geo_platform_table_gives_the_probes_symbols(files, kind):
     found = read_symbol_file(files[kind], PROBES)
     assert found.id_column == "ID" and found.column in ("Gene symbol", "Gene Symbol")
     assert found.symbols == SYMBOLS and found.n_matched == len(PROBES) and not found.named_already
-    assert found.source == files[kind]
+    assert found.source == files[kind] and not found.warnings
     assert any("'ID'" in n and "5 with a symbol" in n and "1 with several" in n for n in found.notes)
+
+
+def test_a_file_holding_few_of_the_features_is_used_with_a_warning(files, tmp_path):
+    """An annotation of another platform shares a few probe ids by chance (Affymetrix ids recur across arrays): its
+    symbols are used, with a warning that most features are not in it, in explain and predict alike."""
+    other = tmp_path / "GPL96_subset.tsv"
+    other.write_text("ID\tGene Symbol\n1007_s_at\tDDR1\n1053_at\tRFC2\n200000_s_at\tPRPF8\n200001_at\tCAPNS1\n")
+    found = read_symbol_file(other, PROBES)
+    assert found.n_matched == 2 and found.symbols == {"1007_s_at": "DDR1", "1053_at": "RFC2"}
+    assert len(found.warnings) == 1
+    assert "only 2 of the model's 6 features (33%) are in its column 'ID'" in found.warnings[0]
+    explained = run(["explain", files["model"], files["table"], "--symbols", str(other), *FAST])
+    assert explained.exit_code == 0, explained.output
+    assert "only 2 of the model's 6 features (33%)" in " ".join(explained.stderr.split())
+    predicted = run(["predict", files["model"], files["table"], "--explain", "2", "--symbols", str(other), "-q",
+                     "-o", str(tmp_path / "p.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    assert "only 2 of the model's 6 features (33%)" in " ".join(predicted.stderr.split())
 
 
 def test_explain_shows_a_geo_annotations_symbols_beside_the_probe_ids(files, tmp_path):

@@ -217,7 +217,8 @@ def explain(model_path, data_file, out, plot_path, method, output_kind, baseline
                             f"recalibration on {model.recalibrated_on}; --output prob attributes the recalibrated "
                             "probabilities")
     render_notes(notes, [*samples.notes, *result.notes], [])
-    warnings = [*samples.warnings, *_training_table_warning(model, data_file, samples, method)]
+    warnings = [*samples.warnings, *_training_table_warning(model, data_file, samples, method),
+                *(gene_symbols.warnings if gene_symbols is not None else [])]
     render_notes(stderr_console(False), [], warnings)
     gap = result.completeness
     if gap is not None and not gap["passed"]:

@@ -55,7 +55,8 @@ class GeneSymbols:
     column's name, or "var_names" for the index; an annotation file's symbol column); ``notes`` for the user
     (which column, and how to choose). From an annotation file (``read_symbol_file``): ``source`` its path,
     ``id_column`` its column matched to the feature names, ``n_matched`` how many of them it holds; and
-    ``named_already`` True (``symbols`` empty) when the features are the file's symbols already."""
+    ``named_already`` True (``symbols`` empty) when the features are the file's symbols already; ``warnings`` when it
+    holds fewer than FEW_MATCHED of them (an annotation of another platform or id type, matching some by chance)."""
 
     column: str
     symbols: dict[str, str]
@@ -64,6 +65,7 @@ class GeneSymbols:
     id_column: str | None = None
     n_matched: int | None = None
     named_already: bool = False
+    warnings: list[str] = field(default_factory=list)  # an annotation file holding few of the features (FEW_MATCHED)
 
     def of(self, name: str) -> str | None:
         """The symbol of the feature ``name``, or None."""
@@ -440,4 +442,23 @@ def read_symbol_file(path: str | os.PathLike, feature_names: Sequence[str]) -> G
             f"column {named}, {len(symbols):,} with a symbol")
     if several:
         note += f"; {several:,} with several (kept, '{_MANY}' between them)"
-    return GeneSymbols(symbol_column, symbols, [note], source=path, id_column=best, n_matched=matches[best])
+    return GeneSymbols(symbol_column, symbols, [note], source=path, id_column=best, n_matched=matches[best],
+                       warnings=_few_matched(shown, best, matches[best], features))
+
+
+# A platform's annotation holds every probe of its arrays, a BioMart export of all genes every id: an annotation file
+# holding fewer than this share of the model's features is for other ids (another platform, another id type, a
+# subset of genes), and its matches may be chance (probe ids such as "1007_s_at" recur across Affymetrix platforms)
+FEW_MATCHED = 0.5
+
+
+def _few_matched(shown: str, column: str, n_matched: int, features: list[str]) -> list[str]:
+    """A warning when the annotation file ``shown`` holds fewer than FEW_MATCHED of ``features`` (in ``column``)."""
+    if not features or n_matched >= FEW_MATCHED * len(features):
+        return []
+    from .names import id_kind
+
+    share = n_matched / len(features)
+    return [f"--symbols {shown}: only {n_matched:,} of the model's {len(features):,} features ({share:.0%}) are in its "
+            f"column {column!r}: is it the annotation of the ids the model was trained on ({id_kind(features)}; for "
+            "a microarray, the GPL of its series)? The others are shown by their ids"]

@@ -262,6 +262,7 @@ def predict_stream(model: Model, source, *, chunksize: int | None = None, chunk_
     run.explain, run.threshold, run.decision = explaining, threshold, rule
     if gene_symbols is not None:
         run.notes.extend(gene_symbols.notes)
+        run.warnings.extend(gene_symbols.warnings)
         if not gene_symbols.named_already:
             run.symbol_names = [gene_symbols.of(f) or str(f) for f in run.plan.features]
             n = sum(gene_symbols.of(f) is not None for f in run.plan.features)
