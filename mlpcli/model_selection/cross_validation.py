@@ -31,7 +31,7 @@ from ..parallel import Plan, fits_plan, run
 from .baseline import linear_baseline
 from .crossfit import check_decision, check_missing, fit_model
 from .portfolio import PORTFOLIO
-from .fitting import check_fits_memory as fitting_check_fits_memory, worker_copy_bytes
+from .fitting import check_fits_memory as fitting_check_fits_memory, fewer_at_once_note, worker_copy_bytes
 from .held_out import exact_if_regression, prediction_columns
 from .pooled import PooledEstimate, pooled_estimate
 from .splits import (Fold, group_name, class_label, batch_spanning_groups, check_training_parts, kfold,
@@ -188,12 +188,12 @@ def _inner_score(fitted) -> float | None:
     return finite(value)
 
 
-def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]], plan: Plan, n_tasks: int) -> None:
+def check_fits_memory(ds: data.Dataset, fits: Iterable[tuple[TrainOptions, int]], plan: Plan, n_tasks: int) -> Plan:
     """``fitting.check_fits_memory`` for the (options, training rows) of every model the tasks train, each
-    candidate of ``--hidden auto`` included (``fit_and_score`` trains what ``train`` ships)."""
+    candidate of ``--hidden auto`` included (``fit_and_score`` trains what ``train`` ships); the plan to run them on."""
     concrete = [(replace(options, hidden=list(hidden)), n_train) for options, n_train in fits
                 for hidden in (PORTFOLIO if options.hidden == AUTO else [options.hidden])]
-    fitting_check_fits_memory(ds, concrete, plan, n_tasks)
+    return fitting_check_fits_memory(ds, concrete, plan, n_tasks)
 
 
 def fold_coverage(trust: dict | None, per_patient: bool) -> float | None:
@@ -489,7 +489,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
                          ("cv", f.repeat, f.fold), keep_predictions, coverage, f.held_out, baseline, ood_alpha))
              for f in fold_list]
     plan = folds_plan(ds, options, fold_list, plan)
-    check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
+    asked, plan = plan, check_fits_memory(ds, [(options, max(len(f.train) for f in fold_list))], plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=progress)
     metric = metrics.main_metric_name(ds.task)
     warn = fold_warnings(ds, fold_list, scores)
@@ -510,7 +510,7 @@ def cross_validate(ds: data.Dataset, options: TrainOptions, folds: int = 5, repe
     # folds can differ (the note named the first fold's count as every fold's)
     shipped = [f.members for f in scores]
     notes = [f"each fold trains what `train` ships: {describe_model(options, shipped)}, fitted inside the fold's "
-             "training part"]
+             "training part"] + fewer_at_once_note(asked, plan, len(tasks))
     rules = [f.decision.rule for f in scores if f.decision is not None]
     if rules and options.decision == "auto":  # which labels each fold's score counts: auto decides fold by fold
         n_balanced = rules.count("balanced")

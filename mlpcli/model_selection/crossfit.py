@@ -661,7 +661,7 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
     candidate by candidate, fold by fold; None when the members are to be trained here one after the other
     (one worker, or ``parallel.member_processes``' rule: workers would each copy large data). Ctrl-C (or SIGTERM) keeps the members finished by then and leaves None in place of the others."""
-    from ..parallel import member_processes, run
+    from ..parallel import local_workers, member_processes, run
 
     if plan is None:
         return None
@@ -683,9 +683,11 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
         tasks.append((_fit_member, (ds, folds[k].train, folds[k].test,
                                     replace(spec.options(options), seed=offset_seed(options.seed, k)),
                                     k + 1, parts[folds[k].test], share)))
-    # member processes on this machine share its memory
-    check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
-                           for spec in candidates], plan, total)
+    # member processes on this machine share its memory (the default plan: as many side by side as it holds)
+    plan = check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
+                                  for spec in candidates], plan, total)
+    if local_workers(plan.n_jobs, total) == 1:
+        return None  # one at a time (two would not fit in the memory): here, fold by fold
 
     def done(finished: int, _total: int) -> None:
         if progress is not None:

@@ -23,7 +23,7 @@ from ..errors import DataError, OptionError
 from ..training import FitResult, fit, fit_memory
 
 __all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run",
-           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "worker_copy_bytes", "SINGLE_RUN_HIDDEN", "check_memory"]
+           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "worker_copy_bytes", "fewer_at_once_note", "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -346,26 +346,67 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
 
 
-def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int) -> None:
-    """Refuse, before any fit starts, fits that cannot fit in this machine's memory side by side.
+def check_fits_memory(ds: data.Dataset, fits, plan, n_tasks: int):
+    """Refuse, before any fit starts, fits that cannot fit in this machine's memory side by side; returns the plan
+    to run them on.
 
     fits: (options with concrete hidden widths, training rows) of every network the tasks train; each is
     checked by ``check_memory`` times the fits that run at once here (``plan``'s local workers, at most
-    `n_tasks`): an OptionError (usage error) naming --hidden, --batch-size or --n-jobs. Every fit checks its
-    own network again when it starts; a Dask cluster's workers have their own memory, so only that check
-    applies there."""
+    `n_tasks`): an OptionError (usage error) naming --hidden, --batch-size or --n-jobs. A plan not asked for
+    (``plan.auto``, the commands' default) runs fewer side by side instead, as many as the memory holds (at least
+    one): the returned plan's ``n_jobs``. Every fit checks its own network again when it starts; a Dask cluster's
+    workers have their own memory, so only that check applies there."""
     from ..parallel import local_workers
     from ..resources import available_memory
 
     if plan is None or plan.backend == "dask":
-        return
+        return plan
     processes = local_workers(plan.n_jobs, max(1, n_tasks))
     available = available_memory()
     n_outputs = max(1, len(ds.classes))
+    checked = []
     for options, n_train in fits:
         n_inputs = min(ds.n_features, options.top_var or ds.n_features)
-        check_memory(auto_defaults.resolve(options, n_train, n_inputs), n_inputs, n_outputs, n_train,
-                     processes=processes, available=available)
+        checked.append((auto_defaults.resolve(options, n_train, n_inputs), n_inputs, n_train))
+    if plan.auto and available is not None and processes > 1:
+        largest = max((fit_memory_total(o, d, n_outputs, n) for o, d, n in checked), default=0)
+        if largest * processes > available:
+            processes = max(1, int(available // max(1, largest)))
+            plan = replace(plan, n_jobs=processes)
+    for options, n_inputs, n_train in checked:
+        check_memory(options, n_inputs, n_outputs, n_train, processes=processes, available=available)
+    return plan
+
+
+def fewer_at_once_note(asked, given, n_tasks: int) -> list[str]:
+    """A note when ``check_fits_memory`` gave the default plan ``asked`` fewer workers (``given``): the fits ran fewer
+    side by side than the cores allow, for memory."""
+    from ..parallel import local_workers
+
+    before, after = local_workers(asked.n_jobs, max(1, n_tasks)), local_workers(given.n_jobs, max(1, n_tasks))
+    if after >= before:
+        return []
+    at_once = "one at a time" if after == 1 else f"{after} at a time"
+    return [f"the fits ran {at_once}, not {before}: more side by side would not fit in the memory available "
+            "(--n-jobs N to choose)"]
+
+
+def fit_memory_total(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: int) -> int:
+    """``check_memory``'s estimate of one network's training, in bytes (``training.fit_memory``'s total)."""
+    hidden, options = _sized(options)
+    return int(fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype,
+                          options.batchnorm)["total"])
+
+
+def _sized(options: TrainOptions) -> tuple[list[int], TrainOptions]:
+    """(hidden widths, options) as the memory estimate reads resolved ``options``: input noise's SD and the learning
+    rate, which take no memory, made concrete (its batch of noise is counted with the activations either way)."""
+    hidden = [] if options.hidden == AUTO else list(options.hidden)
+    if options.augment_noise == AUTO:  # its SD waits for the kept features
+        options = replace(options, augment_noise=0.0)
+    if options.lr == AUTO:  # so does the rate (``auto_defaults.auto_lr``)
+        options = replace(options, lr=config.AUTO_LR_LINEAR)
+    return hidden, options
 
 
 def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: int, processes: int = 1,
@@ -376,11 +417,7 @@ def check_memory(options: TrainOptions, n_inputs: int, n_outputs: int, n_rows: i
     must be resolved (``auto_defaults.resolve``). Returns ``training.fit_memory``'s estimate for one network."""
     from ..resources import available_memory
 
-    hidden = [] if options.hidden == AUTO else list(options.hidden)
-    if options.augment_noise == AUTO:  # its SD waits for the kept features; its batch of noise is counted
-        options = replace(options, augment_noise=0.0)  # with the activations either way
-    if options.lr == AUTO:  # so does the rate (``auto_defaults.auto_lr``), which takes no memory
-        options = replace(options, lr=config.AUTO_LR_LINEAR)
+    hidden, options = _sized(options)
     need = fit_memory(n_inputs, hidden, n_outputs, options.fit_config(), n_rows, options.dtype, options.batchnorm)
     available = available_memory() if available is None else available
     if available is None or need["total"] * processes <= available:

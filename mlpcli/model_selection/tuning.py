@@ -33,7 +33,7 @@ from ..config import AUTO, AUTO_WEIGHT_DECAY, AUTO_WEIGHT_DECAY_REGRESSION, ONLY
     require_options
 from ..errors import ConfigError, DataError, OptionError, TrainingError
 from ..parallel import Plan, fits_plan, run
-from .fitting import worker_copy_bytes
+from .fitting import fewer_at_once_note, worker_copy_bytes
 from .cross_validation import (FoldScore, fold_warnings, batch_confounding, check_cv_options, check_fits_memory,
                                finite, fit_fold, fold_name, mean_sd, with_seed)
 from .grid import (apply_setting, check_settings, choose_points, format_setting, grid_key, grid_size,
@@ -655,8 +655,10 @@ def tune(ds: data.Dataset, options: TrainOptions, space: dict[str, list], folds:
 
     # every setting's networks, on the largest training part any task (or a --nested refit) gives them
     largest = max([len(task[1][1]) for task in tasks] + [len(o.train) for o in outer])
-    plan = fits_plan(plan, len(tasks), worker_copy_bytes(ds, largest, options))  # the default: the usable cores
-    check_fits_memory(ds, [(apply_setting(options, setting), largest) for _, setting in points], plan, len(tasks))
+    asked = fits_plan(plan, len(tasks), worker_copy_bytes(ds, largest, options))  # the default: the usable cores
+    plan = check_fits_memory(ds, [(apply_setting(options, setting), largest) for _, setting in points], asked,
+                             len(tasks))
+    notes += fewer_at_once_note(asked, plan, len(tasks))
     scores = run(tasks, plan, shared=[ds], progress=stage_progress(0))
     ranked = _collect(points, scores[:len(points) * per_point], per_point, higher)
     if all(p.failed for p in ranked):
