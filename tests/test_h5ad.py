@@ -768,3 +768,16 @@ def test_repeated_cell_names_in_evaluate_and_explain_name_the_fix_not_an_h5ad_ou
     assert_clean_error(res, "duplicate sample id 'c0000'", "concatenated.h5ad", "obs_names_make_unique()",
                        "--id COLUMN")
     assert "FILE.h5ad" not in res.output and "join predictions back" not in res.output
+
+
+def test_the_default_portfolio_on_sparse_cells_shares_folds_in_worker_processes(files):
+    """Sparse counts under --hidden auto, the members in worker processes that keep a fold's preprocessed rows for its
+    other candidates (rows centred as they are densified: sized by their matrix): the model trained one by one here."""
+    from mlpcli import parallel, pipeline
+    from mlpcli.config import TrainOptions
+
+    options = TrainOptions(target=["cell_type"], layer="counts", folds=3, epochs=2)
+    workers = pipeline.train(files["sparse"], options, plan=parallel.Plan(n_jobs=2, auto=True))
+    here = pipeline.train(files["sparse"], options, plan=parallel.Plan(n_jobs=1))
+    assert len(workers.fitted.portfolio) > 1
+    assert model_io.to_bytes(workers.model) == model_io.to_bytes(here.model)

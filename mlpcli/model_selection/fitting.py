@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import auto_defaults, config, data, metrics
 from ..config import AUTO, TrainOptions
+from ..centred_rows import CentredRows
 from ..engine import MLP
 from ..engine import losses as loss_mod
 from ..errors import DataError, OptionError
@@ -282,7 +283,10 @@ class PreparedFold:
 
 
 def _array_bytes(X) -> int:
-    """Bytes of a dense array, or of a CSR matrix's three arrays."""
+    """Bytes of a dense array, of a CSR matrix's three arrays, or of sparse rows centred as they are densified
+    (``CentredRows``: its matrix and its offset)."""
+    if isinstance(X, CentredRows):
+        return _array_bytes(X.matrix) + int(X.offset.nbytes)
     if data.is_sparse(X):
         return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
     return int(X.nbytes)
