@@ -607,11 +607,19 @@ def test_a_table_named_without_its_compression_suffix_points_to_the_compressed_f
 def test_a_table_without_the_default_label_column_is_told_to_name_its_own(tmp_path, command):
     """`train cohort.csv` of a table without a `label` column said "--target column 'label' not found", naming an
     option the user never typed; the default is said, and how to name the table's own label column."""
-    frame = make_table(n_patients=20, n_features=5).rename(columns={"label": "diagnosis"})
+    frame = make_table(n_patients=20, n_features=5).rename(columns={"label": "tumour grade"})
     frame.to_csv(tmp_path / "t.csv", index=False)
     res = run([command, str(tmp_path / "t.csv")])
     assert_clean_error(res, "--target column 'label' not found (the default; name the table's label column with "
                             "--target NAME)")
+    # a column named as labels usually are (a cell-type annotation, a diagnosis) is named as the likely one
+    frame.rename(columns={"tumour grade": "cell_type"}).to_csv(tmp_path / "t.csv", index=False)
+    assert_clean_error(run([command, str(tmp_path / "t.csv")]),
+                       "(the default; the table's 'cell_type' looks like the label: --target cell_type)")
+    two = frame.rename(columns={"tumour grade": "Diagnosis"}).assign(Condition="x")
+    two.to_csv(tmp_path / "t.csv", index=False)
+    assert_clean_error(run([command, str(tmp_path / "t.csv")]),
+                       "name the table's label column with --target NAME, e.g. one of 'Diagnosis', 'Condition')")
     # a close name still gets its "did you mean"
-    frame.rename(columns={"diagnosis": "Label"}).to_csv(tmp_path / "t.csv", index=False)
+    frame.rename(columns={"tumour grade": "Label"}).to_csv(tmp_path / "t.csv", index=False)
     assert_clean_error(run([command, str(tmp_path / "t.csv")]), "(did you mean 'Label'?)")

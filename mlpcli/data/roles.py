@@ -44,6 +44,20 @@ def listed_names(value: str | Iterable[str] | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+# Column names that usually hold what a table of samples is labelled with: the cell-type annotation (CELLxGENE's
+# cell_type, scanpy tutorials' celltype / louvain-free labels, Tabula Muris' cell_ontology_class), a tumour subtype,
+# a diagnosis or condition. Named in the error of a table without the default `label` column (never taken silently:
+# a table may hold several, and the wrong one trains a model of something else).
+LABEL_LIKE = frozenset({"celltype", "cell_type", "cell_types", "cell_type_label", "cell_ontology_class", "cell_label",
+                        "cell_annotation", "annotation", "subtype", "tumour_subtype", "tumor_subtype", "diagnosis",
+                        "disease", "condition", "phenotype", "class", "status", "outcome", "response", "target", "y"})
+
+
+def _label_key(name: str) -> str:
+    """A column name as LABEL_LIKE lists it: lower case, spaces, dots and dashes as underscores."""
+    return re.sub(r"[\s.\-]+", "_", str(name).strip().casefold())
+
+
 def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: str,
                           default: bool = False, listed: str = "available columns") -> DataError:
     """The one-line error for columns named to ``flag`` that the table lacks, with the likeliest reason: a close
@@ -52,8 +66,12 @@ def missing_columns_error(missing: Sequence[str], columns: Sequence[str], flag: 
     ``columns`` offered are (the candidates: e.g. the columns other than the features, for --by)."""
     noun = "column" if len(missing) == 1 else "columns"
     hint = difflib.get_close_matches(missing[0], columns, n=1)
+    usual = [c for c in columns if _label_key(c) in LABEL_LIKE] if default and flag == "--target" else []
     did_you_mean = (f" (did you mean {hint[0]!r}?)" if hint else
-                    f" (the default; name the table's label column with {flag} NAME)" if default else "")
+                    f" (the default; the table's {usual[0]!r} looks like the label: {flag} {usual[0]})"
+                    if len(usual) == 1 else
+                    f" (the default; name the table's label column with {flag} NAME"
+                    + (f", e.g. one of {quoted(usual, 4)})" if usual else ")") if default else "")
     # a column whose name holds a comma cannot be named: the comma separates names ('subtype, WHO 2016')
     comma = next((c for c in columns if "," in c and len(listed_names(c)) > 1 and set(listed_names(c)) <= set(missing)), None)
     if comma is not None:
