@@ -62,7 +62,7 @@ def test_folds_side_by_side_are_refused_when_together_they_cannot_fit(tmp_path, 
     one_line_usage_error(res, "--n-jobs: 2 networks trained at once", "each", "available", "train fewer at once")
 
 
-@pytest.mark.parametrize("command", ["cv", "tune"])
+@pytest.mark.parametrize("command", ["cv", "tune", "train"])
 def test_without_n_jobs_the_fits_run_as_many_at_once_as_the_memory_holds(tmp_path, command, monkeypatch):
     """The default plan (the usable cores, no --n-jobs) where one fit fits in the job's memory and two do not: the
     fits run one at a time, with a note, where an --n-jobs given is refused (above)."""
@@ -78,8 +78,8 @@ def test_without_n_jobs_the_fits_run_as_many_at_once_as_the_memory_holds(tmp_pat
     width = 100_000
     largest, smallest = need(width, 120), need(width, 40)
     limit_mb = (largest + 2 * smallest) // 2 >> 20  # room for one fit, not for two
-    extra = ["--grid", "l2=0,1e-4"] if command == "tune" else ["--member-folds", "1"]
-    res = run([command, data, "--folds", "3", *extra, "--hidden", str(width), "--epochs", "1"],
+    extra = {"tune": ["--grid", "l2=0,1e-4"], "cv": ["--member-folds", "1"], "train": ["-o", str(tmp_path / "m.mlp")]}
+    res = run([command, data, "--folds", "3", *extra[command], "--hidden", str(width), "--epochs", "1"],
               env={"SLURM_MEM_PER_NODE": str(limit_mb)})
     assert res.exit_code == 0, res.output
     assert "the fits ran one at a time, not 2: more side by side would not fit in the memory available" in \

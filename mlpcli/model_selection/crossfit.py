@@ -39,7 +39,7 @@ from ..parallel import Plan
 from ..text import count_of
 from ..background import beside, quick_switches
 from .fitting import (FittedRun, FoldCache, check_fits_memory, class_loss_weights, fit_run, prepare_fold,
-                      worker_copy_bytes, label_loss_weights,
+                      worker_copy_bytes, fewer_at_once_note, label_loss_weights,
                       resolve_log1p)
 from .crossed import CROSSING_PARTS, Crossing, CrossedEstimate, crossed_estimate
 from .held_out import check_column_names, exact_if_regression, held_out_names, prediction_columns
@@ -655,8 +655,8 @@ def _expected_cost(spec: Candidate) -> tuple[int, bool]:
     return sum(spec.hidden), spec.augment_noise not in (0, 0.0)
 
 
-def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.ndarray, idle: _Once
-                   ) -> list[FittedRun | None] | None:
+def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.ndarray, idle: _Once,
+                   notes: list[str] | None = None) -> list[FittedRun | None] | None:
     """Every candidate's members trained side by side when ``plan`` has more than one worker (each with
     its own seed and plan.threads BLAS threads, so the runs equal the sequential ones), in the order
     candidate by candidate, fold by fold; None when the members are to be trained here one after the other
@@ -684,8 +684,10 @@ def _parallel_runs(ds, folds, options, candidates, plan, progress, parts: np.nda
                                     replace(spec.options(options), seed=offset_seed(options.seed, k)),
                                     k + 1, parts[folds[k].test], share)))
     # member processes on this machine share its memory (the default plan: as many side by side as it holds)
-    plan = check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
-                                  for spec in candidates], plan, total)
+    asked, plan = plan, check_fits_memory(ds, [(spec.options(options), max(len(fold.train) for fold in folds))
+                                               for spec in candidates], plan, total)
+    if notes is not None:
+        notes += fewer_at_once_note(asked, plan, total)
     if local_workers(plan.n_jobs, total) == 1:
         return None  # one at a time (two would not fit in the memory): here, fold by fold
 
@@ -712,7 +714,7 @@ def _fit_crossfit(ds, options, candidates, progress, split, plan=None, idle: _On
     scored_rows = np.arange(ds.n_samples)
     parts = crossing_parts(ds, [f.test for f in folds], CROSSING_PARTS, options.seed)
     _announce(progress, strategy, [(len(f.train), len(f.test)) for f in folds], candidates)
-    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts, idle)
+    ready = _parallel_runs(ds, folds, options, candidates, plan, progress, parts, idle, notes)
     if ready is None:
         ready, interrupted, stopped = _sequential_runs(ds, folds, options, candidates, progress, parts)
     # the members finished are paid for: a second stop while they are scored is held to its end and recorded
