@@ -453,6 +453,22 @@ def _indexed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int |
         POOL_TASK.active = False
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A local worker's task that raised, sent back as a result (``_indexed_or_failed``) so that ``run`` knows which."""
+
+    error: Exception
+
+
+def _indexed_or_failed(i: int, fn: Callable, blas_threads: int, args: tuple, parent: int | None
+                       ) -> tuple[int, Any]:
+    """``_indexed`` in a local worker process, its exception (made sendable) returned as ``_Failed``, not raised."""
+    try:
+        return _indexed(i, fn, blas_threads, args, parent)
+    except Exception as exc:  # (``_indexed`` sent it through ``_sendable`` already)
+        return i, _Failed(exc)
+
+
 def _dask_result(future, client, plan: Plan) -> Any:
     """A finished Dask future's result. Cancelled while the client is still connected to its scheduler: the
     workers that held the scattered data left (the only worker died, its job ended) — said as that, not as a
@@ -654,7 +670,10 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
                 return results
             from joblib import Parallel, delayed
 
-            calls = (delayed(_indexed)(i, fn, plan.blas_threads, args, os.getpid()) for i, (fn, args) in enumerate(tasks))
+            calls = (delayed(_indexed_or_failed)(i, fn, plan.blas_threads, args, os.getpid())
+                     for i, (fn, args) in enumerate(tasks))
+            failed: dict[int, Exception] = {}
+            finished: set[int] = set()
             with warnings.catch_warnings():
                 # stopped early (Ctrl-C, an error): joblib cancels the rest and would warn about it on stderr
                 warnings.filterwarnings("ignore", message=".*tasks (have been|which were)", category=UserWarning)
@@ -663,9 +682,20 @@ def run(tasks: Sequence[tuple[Callable, tuple]], plan: Plan = Plan(), shared: Se
                     arriving = Parallel(return_as="generator_unordered")(calls)
                 try:
                     for i, result in arriving:
-                        record(i, result)
+                        finished.add(i)
+                        if isinstance(result, _Failed):
+                            failed[i] = result.error
+                        else:
+                            record(i, result)
+                        # a failed task: the error is the first task's that fails, as one after the other (which
+                        # fold's error a user reads no longer depends on which worker was quicker): the tasks before
+                        # it, dispatched before it, are waited for; the rest are cancelled
+                        if failed and all(j in finished for j in range(min(failed))):
+                            break
                 finally:  # cancelled here, inside the filter: left to the garbage collector, the generator warned
                     arriving.close()  # after the block, on stderr (a no-op once every task is in)
+            if failed:
+                raise failed[min(failed)]
     except KeyboardInterrupt:
         if not keep_partial:
             raise

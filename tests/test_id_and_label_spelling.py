@@ -104,7 +104,7 @@ def test_a_label_none_is_a_label_in_evaluate_as_in_train(tmp_path, model):
     frame.loc[4, "label"] = "NA"
     path = write(frame, tmp_path / "t.csv")
     # said as read: a cell holding NA is a missing label, as R writes one (not an empty cell to hunt for)
-    assert_clean_error(run(["evaluate", model, path]), "the target 'label' has missing values", "'NA'",
+    assert_clean_error(run(["evaluate", model, path]), "the target 'label' has missing values", "NA / NULL",
                        "read as missing", "row 5")
     assert_clean_error(run(["train", path, "--no-group", *FAST, "-o", str(tmp_path / "x.mlp")]),
                        "target has missing values in 1 row")

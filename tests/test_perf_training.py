@@ -3,6 +3,8 @@ training rows, and the rule that trains an ensemble's members in worker processe
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -265,3 +267,24 @@ def test_a_task_a_worker_cannot_read_is_one_line_naming_why_and_the_remedy():
     with pytest.raises(TrainingError, match=r"^a worker process running fits side by side could not read its task "
                                             r"\(ValueError: invalid literal for int\(\).*--n-jobs 1$"):
         parallel.run([(len, ([1],)), (len, (_UnreadableInAWorker(),))], parallel.Plan(n_jobs=2))
+
+
+def _fails_after(seconds: float, name: str) -> None:
+    time.sleep(seconds)
+    raise ValueError(f"{name} failed")
+
+
+def test_tasks_side_by_side_raise_the_first_task_s_error_as_one_after_the_other_would():
+    """cv's folds on two workers: which fold's error the user read depended on which worker was quicker ("fold 2:
+    the largest class has 3 samples" where a run one after the other says fold 1). The first task's error is raised,
+    the tasks before it waited for; a later task that fails first does not win."""
+    from mlpcli import parallel
+
+    tasks = [(_fails_after, (0.6, "task 1")), (_fails_after, (0.0, "task 2")), (_fails_after, (0.0, "task 3"))]
+    with pytest.raises(ValueError, match="^task 1 failed$"):
+        parallel.run(tasks, parallel.Plan(n_jobs=2))
+    with pytest.raises(ValueError, match="^task 1 failed$"):
+        parallel.run(tasks, parallel.Plan(n_jobs=1))
+    ok = [(len, ([1, 2],)), (_fails_after, (0.3, "task 2")), (_fails_after, (0.0, "task 3"))]
+    with pytest.raises(ValueError, match="^task 2 failed$"):
+        parallel.run(ok, parallel.Plan(n_jobs=2))

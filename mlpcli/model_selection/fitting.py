@@ -24,7 +24,8 @@ from ..errors import DataError, OptionError
 from ..training import FitResult, fit, fit_memory
 
 __all__ = ["LossSetup", "build_loss", "label_loss_weights", "baseline_output", "FittedRun", "fit_run",
-           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "worker_copy_bytes", "fewer_at_once_note", "SINGLE_RUN_HIDDEN", "check_memory"]
+           "preprocess_config", "resolve_log1p", "PreparedFold", "prepare_fold", "FoldCache", "worker_copy_bytes",
+           "fewer_at_once_note", "SINGLE_RUN_HIDDEN", "check_memory"]
 
 # The prior is clipped away from 0 and 1 before taking logs: a class absent from training would
 # otherwise give an infinite baseline logit.
@@ -253,8 +254,8 @@ class FittedRun:
 class PreparedFold:
     """One training / validation split's rows preprocessed, for every candidate of the portfolio that trains on it
     (their options differ in the network and its training only, not in the preprocessing): ``fit_run``'s
-    ``prepared``. An ensemble's members in worker processes are sent their fold's (``prepare_fold``) instead of
-    each fitting the same preprocessing again (25 fits of 5 candidates x 5 folds: 5 preprocessings, not 25)."""
+    ``prepared``. An ensemble's candidates share their fold's (25 fits of 5 candidates x 5 folds: 5 preprocessings,
+    not 25): fold by fold in one process, through a ``FoldCache`` in each worker process."""
 
     preprocessor: data.Preprocessor  # fitted on the training rows
     X_train: np.ndarray  # (n_train, d_kept) in the options' dtype, C order (or CSR for sparse input)
@@ -308,8 +309,9 @@ def prepare_fold(train_ds: data.Dataset, val_ds: data.Dataset | None, options: T
 class FoldCache:
     """Folds preprocessed once (``prepare_fold``) and kept for the portfolio's other candidates on the same rows, within
     a budget of bytes: ``get(k, make)`` returns fold ``k``'s, made by ``make()`` on first use. A fold that does not fit
-    in what is left is made again each time it is asked for, and nothing is evicted: the candidates visit the folds in
-    turn (1..K for each candidate), where evicting the oldest would miss every time."""
+    in what is left is made again each time it is asked for, and nothing is evicted to make room: a worker's tasks
+    visit the folds in turn (1..K for each candidate), where evicting the oldest would miss every time; ``release``
+    lets go of the folds no later task asks for."""
 
     def __init__(self, budget: int):
         self.budget = budget

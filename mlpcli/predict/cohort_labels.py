@@ -40,8 +40,8 @@ def encode_target(frame: pd.DataFrame, targets: list[str], model: Model, source:
         # every target with one in this piece, not only the first's (a count would change with --chunksize)
         also = [repr(str(targets[c])) for c in np.flatnonzero(missing.any(axis=0)) if c != j]
         more = f" (and {', '.join(also)} too)" if also else ""
-        raise DataError(f"{source}: the target {targets[j]!r} has missing values (empty cells, or 'NA', 'NULL', "
-                        f"'N/A' and the like, read as missing as R writes a missing value), the first at "
+        raise DataError(f"{source}: the target {targets[j]!r} has missing values (empty, or NA / NULL: read as "
+                        f"missing), the first at "
                         f"{row_label(first_row, index[i], ids)}{more}; drop the rows without a label, or predict "
                         "them with `mlpcli predict`")
     # a model whose classes include one number written differently ('1', '01', '1.0': text at training) reads a
