@@ -22,6 +22,24 @@ STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGXC
 
 _lock = threading.Lock()
 _count = 0
+# Set while fits in other threads of this process are to stop (a signal reaches the main thread only): each ends at
+# its next epoch as an interrupt would end it there (``training.fit``)
+_stop_threads = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the fits running in other threads of this process to stop at their next epoch, keeping their best weights
+    so far (``crossfit``'s members in threads, on the main thread's Ctrl-C or SIGTERM). Until ``clear_stop``."""
+    _stop_threads.set()
+
+
+def stop_requested() -> bool:
+    """Whether ``request_stop`` asked the fits in threads to stop (False in the main thread: a signal stops it)."""
+    return _stop_threads.is_set() and threading.current_thread() is not threading.main_thread()
+
+
+def clear_stop() -> None:
+    _stop_threads.clear()
 
 
 def absorbed() -> None:

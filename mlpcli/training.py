@@ -528,6 +528,8 @@ def fit(
     try:
         if full_batch:
             def step_done(iteration: int, train_loss: float, t0: float) -> None:
+                if interrupts.stop_requested():  # as at an epoch's start above
+                    raise KeyboardInterrupt
                 if validate:
                     record(iteration, train_loss, None, t0, measure(net), net)
                 else:
@@ -538,6 +540,8 @@ def fit(
             converged = _fit_full_batch(net, loss, X_train, y_train, sample_weight, config, step_done)
         else:
             for epoch in range(1, config.epochs + 1):
+                if interrupts.stop_requested():  # a fit in a thread, whose process was stopped (no signal here)
+                    raise KeyboardInterrupt
                 t0 = time.perf_counter()
                 opt.lr = scheduled_lr(config, lr0, opt.lr, epoch)
                 kernels.update()

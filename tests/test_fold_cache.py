@@ -128,3 +128,45 @@ def test_members_in_worker_processes_sharing_folds_give_the_model_trained_here(t
     here = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1)).model
     workers = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=2, auto=True)).model
     assert model_io.to_bytes(workers) == model_io.to_bytes(here)
+
+
+@pytest.fixture
+def copies_too_large(monkeypatch):
+    """Two usable cores, and every worker process's copy of the rows over the limit: the default plan trains the
+    members here, each fold's candidates side by side in threads."""
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
+    monkeypatch.setattr(parallel, "MEMBER_COPY_BYTES", 0)
+
+
+def test_a_folds_candidates_in_threads_give_the_model_trained_one_after_the_other(table, copies_too_large):
+    options = TrainOptions(epochs=3, folds=3, log1p=False)
+    events = []
+    threaded = pipeline.train(str(table), options, progress=events.append, plan=parallel.member_plan())
+    done = [e["done"] for e in events if e.get("event") == "run_done"]
+    n_runs = len(threaded.fitted.portfolio) * 3
+    assert done == list(range(1, n_runs + 1))  # a count of networks, not interleaved epoch rows
+    assert not any("epoch" in e for e in events)
+    alone = pipeline.train(str(table), options, plan=parallel.Plan(n_jobs=1))
+    assert model_io.to_bytes(threaded.model) == model_io.to_bytes(alone.model)
+
+
+def test_a_stop_while_candidates_train_in_threads_keeps_what_they_learnt(table, copies_too_large):
+    """Ctrl-C (SIGINT to the process) reaches the main thread only, which waits for the fold's threads: they end at
+    their next epoch with their best weights, and the model keeps the members trained by then."""
+    import os
+    import signal
+    import threading
+
+    import time
+
+    options = TrainOptions(epochs=100_000, patience=100_000, folds=3, log1p=False)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        outcome = pipeline.train(str(table), options, plan=parallel.member_plan())
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 30  # not the 100,000 epochs: the threads stopped at their next epoch
+    assert outcome.interrupted
+    assert 1 <= len(outcome.model.members) < 3  # the first fold's members, chosen among (L-BFGS's may have converged)
