@@ -925,27 +925,27 @@ def _threaded_runs(ds, folds, options, candidates: list[Candidate], progress, pa
                     while pending:
                         try:
                             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            with interrupts.held():  # (a stop meanwhile is raised once the finished runs are kept)
+                                for future in finished:
+                                    c = futures[future]
+                                    try:
+                                        run = future.result()
+                                    except TrainingError as exc:  # a divergence: the others need not finish
+                                        errors[c] = _member_diverged(exc, k + 1)
+                                        interrupts.request_stop()
+                                        continue
+                                    if run.result.interrupted:
+                                        interrupted = True
+                                        if run.result.epochs_run == 0:
+                                            continue  # not one epoch done: nothing learnt to keep
+                                    ready[c * n_folds + k] = run
+                                    done += 1
+                                    if progress is not None:
+                                        progress({"event": "run_done", "done": done, "runs": n_folds * n_cands})
                         except KeyboardInterrupt:  # the threads stop at their next epoch; what they learnt is kept
                             interrupts.absorbed()
                             interrupts.request_stop()
                             interrupted = True
-                            continue
-                        for future in finished:
-                            c = futures[future]
-                            try:
-                                run = future.result()
-                            except TrainingError as exc:  # a divergence: the others need not finish
-                                errors[c] = _member_diverged(exc, k + 1)
-                                interrupts.request_stop()
-                                continue
-                            if run.result.interrupted:
-                                interrupted = True
-                                if run.result.epochs_run == 0:
-                                    continue  # not one epoch done: nothing learnt to keep
-                            ready[c * n_folds + k] = run
-                            done += 1
-                            if progress is not None:
-                                progress({"event": "run_done", "done": done, "runs": n_folds * n_cands})
                     if errors:
                         raise errors[min(errors)]
                     del train_ds, val_ds, prepared
