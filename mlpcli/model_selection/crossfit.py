@@ -827,8 +827,11 @@ def _member_threads(ds, folds, options, candidates: list[Candidate], plan) -> in
     1.51 s side by side against 2.74 s one after the other, the same weights bit for bit. As many as the cores, the
     candidates and the memory allow (two networks at once must fit); 1 otherwise."""
     from ..parallel import local_workers, member_processes
+    from ..resources import address_space_limit
 
     if plan is None or not plan.auto or plan.backend != "loky" or len(candidates) < 2:
+        return 1
+    if address_space_limit() is not None:  # (``ulimit -v``: a thread's stack and BLAS buffers count, as for spare_core)
         return 1
     workers = local_workers(plan.n_jobs, len(candidates), available=True)
     rows = max(len(fold.train) + len(fold.test) for fold in folds)
