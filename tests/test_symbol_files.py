@@ -269,3 +269,15 @@ def test_the_library_adds_top_symbols_from_a_file_or_a_mapping(files):
             assert _names(names) == [expected.get(f, f) for f in _names(ids)]
     with pytest.raises(OptionError, match="--explain"):
         predict_stream(model, files["table"], symbols=files["annot"])
+
+
+def test_the_symbols_help_names_the_var_columns_auto_looks_for_in_both_commands():
+    """explain --symbols and predict --symbols say one default, from one text: it names every var column that auto
+    looks for (``data.symbols.SYMBOL_COLUMNS``), so the help cannot drift from what the code does."""
+    from mlpcli.data.symbols import SYMBOL_COLUMNS
+
+    for command in (["explain"], ["predict"]):
+        res = run([*command, "--help"])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0 and "GPL570.annot.gz" in text, text
+        assert all(column in text for column in SYMBOL_COLUMNS), (command, text)

@@ -14,7 +14,8 @@ from . import SHORT_HELP
 from .console import check_stdout_open, print_json, render_notes, stderr_console, stdout_console, Table
 from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
-from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_column, named_file,
+from .shared_options import (SYMBOL_FILES_HELP, SYMBOLS_DEFAULT_HELP,
+                             CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_column, named_file,
     role_options, threads_context, threads_option)
 from .predict import role_flags
 
@@ -102,13 +103,10 @@ def _training_rows_note(samples, method: str) -> list[str]:
               help="Genes ranked per class (per target).")
 @click.option("--symbols", "symbols", default=None, metavar="FILE|COLUMN", callback=named_column,
               help="Show each gene's symbol beside its id (a symbol column in -o and --json, the plot's labels), from "
-                   "an annotation FILE of ids and symbols, for any input: a GEO platform table (GPL570.annot.gz, the "
-                   "GPL full table), a BioMart export, two columns (.csv/.tsv/.txt, optionally .gz); its id column is "
+                   f"an annotation FILE of ids and symbols, for any input: {SYMBOL_FILES_HELP}; its id column is "
                    "the one matching the model's features best; or, for .h5ad or 10x input, from this var COLUMN "
                    "('var_names' means the index). A value naming a var column of cell input is that column, any "
-                   "other a file (./NAME: a file named as a column); 'none': the ids alone  [default: auto: .h5ad or "
-                   "10x input's first of feature_name, gene_symbols, gene_name, symbol it has, unless the genes are "
-                   "named by it]")
+                   "other a file (./NAME: a file named as a column); 'none': the ids alone  " + SYMBOLS_DEFAULT_HELP)
 @click.option("--class", "class_names", multiple=True, metavar="NAME",
               help="Rank only this class, or target of a regression model (repeatable); default every class "
                    "(a binary model: its positive class alone) or target.")

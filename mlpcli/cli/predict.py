@@ -15,7 +15,8 @@ from . import SHORT_HELP
 from .console import binary_stdin, print_json, render_notes, stderr_console, StderrBar, stdout_console, Table
 from .exits import handle_errors, reading
 from .outputs import check_table_output, check_writable, distinct_files, one_stdout_writer, stdout_alias
-from .shared_options import (CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_column, named_file,
+from .shared_options import (SYMBOL_FILES_HELP, SYMBOLS_DEFAULT_HELP,
+                             CONTEXT_SETTINGS, debug_option, finite_option, json_option, named_column, named_file,
     quiet_option, role_options, threads_context, threads_option)
 
 # Without a terminal (logs, HPC jobs) progress is one line this often.
@@ -308,10 +309,8 @@ def chunking(chunksize: int | None, chunk_mb: float | None) -> dict:
 @click.option("--symbols", "symbols", default=None, metavar="FILE|COLUMN", callback=named_column,
               help="With --explain: a top_symbols column after top_features (which keeps the ids): the same genes "
                    "by symbol, SYMBOL;... (a gene without one by its id), from an annotation FILE of ids and symbols "
-                   "(a GEO platform table such as GPL570.annot.gz, a BioMart export, two columns; .csv/.tsv/.txt, "
-                   "optionally .gz) or, for .h5ad or 10x input, a var COLUMN, as explain --symbols reads them; "
-                   "'none': no top_symbols  [default: auto: .h5ad or 10x input's first of feature_name, "
-                   "gene_symbols, gene_name, symbol it has, unless the genes are named by it]")
+                   f"({SYMBOL_FILES_HELP}) or, for .h5ad or 10x input, a var COLUMN, as explain --symbols reads them; "
+                   "'none': no top_symbols  " + SYMBOLS_DEFAULT_HELP)
 @trust_options
 @role_options
 @threads_option

@@ -183,6 +183,14 @@ def named_file(ctx, param, value):
     return value
 
 
+# --symbols (explain, and predict with --explain): the annotation files it reads and its default, said alike in both
+# helps (the default's columns are ``data.symbols.SYMBOL_COLUMNS``, not imported here: a help needs no NumPy)
+SYMBOL_FILES_HELP = ("a GEO platform table (GPL570.annot.gz, the GPL full table), a BioMart export, two columns "
+                     "(.csv/.tsv/.txt, optionally .gz)")
+SYMBOLS_DEFAULT_HELP = ("[default: auto: .h5ad or 10x input's first of feature_name, gene_symbols, gene_name, symbol "
+                        "it has, unless the genes are named by it]")
+
+
 def named_column(ctx, param, value):
     """Click callback: a column option's name must not be empty (``--group "$COL"`` with the variable unset), as
     train's declared options refuse it; for a repeatable one (--target), none of its names."""
